@@ -1,0 +1,1 @@
+//! strato packet-rate harness (being written).

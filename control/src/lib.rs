@@ -1,0 +1,1 @@
+//! strato's controller (being written).

@@ -1,0 +1,2 @@
+//! The `strato` command (being written).
+fn main() {}

@@ -1,0 +1,1 @@
+//! Action execution on packet buffers (being written).

@@ -1,0 +1,19 @@
+//! strato's datapath: the fast path that moves packets.
+//!
+//! - [`buf`]: packet buffers with headroom and the per-worker pool.
+//! - [`extract`]: frame -> flow key, fast; checked against etherparse.
+//! - [`exec`]: datapath actions on buffers (set-field with checksum updates, VLAN, dec_ttl,
+//!   VXLAN encap/decap).
+//! - [`port`]: the port kinds a worker polls (memory today; AF_XDP and tap later).
+//! - [`worker`]: the pinned worker loop: rx burst -> extract -> EMC -> megaflow -> actions, with
+//!   upcalls out and commands in over lock-free queues.
+//! - [`stats`]: per-port and per-worker counters, drops by reason.
+
+pub mod buf;
+pub mod exec;
+pub mod extract;
+pub mod port;
+pub mod stats;
+pub mod worker;
+
+pub use stats::DropReason;

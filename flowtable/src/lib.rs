@@ -1,0 +1,28 @@
+//! strato's flow table: everything about matching packets and deciding what to do with them,
+//! with no I/O and no threads.
+//!
+//! - [`key`]: the [`key::FlowKey`] layout, [`key::Field`]s, hashing.
+//! - [`flow_match`]: key + mask, prefix masks.
+//! - [`dpaction`]: the datapath action vocabulary (the "dpif" seam).
+//! - [`tunnel`]: VXLAN push parameters and header templates.
+//! - [`pipeline`]: OpenFlow-style multi-table pipeline (rules, instructions, actions, counters,
+//!   timeouts, versions).
+//! - [`xlate`]: pipeline + key -> megaflow (match with exactly the consulted mask) + datapath
+//!   actions; and [`semantics`], the key-level model of both used to check it.
+//! - [`emc`] and [`megaflow`]: the per-worker flow caches (exact-match cache, tuple-space
+//!   megaflow classifier).
+
+pub mod dpaction;
+pub mod emc;
+pub mod flow_match;
+pub mod fmt;
+pub mod key;
+pub mod megaflow;
+pub mod pipeline;
+pub mod semantics;
+pub mod tunnel;
+pub mod xlate;
+
+pub use dpaction::{DpAction, PortNo};
+pub use flow_match::Match;
+pub use key::{Field, FlowKey, PacketKey};
