@@ -20,6 +20,7 @@ pub mod key;
 pub mod megaflow;
 pub mod pipeline;
 pub mod semantics;
+pub mod smc;
 pub mod tunnel;
 pub mod xlate;
 

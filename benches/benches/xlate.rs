@@ -1,0 +1,2 @@
+//! criterion bench (being written)
+fn main() {}
