@@ -1,1 +1,8 @@
-//! strato's controller (being written).
+//! strato's controller: the core thread that owns the pipeline, handles upcalls, installs and
+//! revalidates megaflows in the workers; and the pieces of the `strato` command.
+//!
+//! - [`controller`]: the controller thread, its handle, upcall handling, revalidation, barriers.
+//! - [`demo`]: `strato demo`, two hosts with tenants over VXLAN, in memory.
+
+pub mod controller;
+pub mod demo;

@@ -1,1 +1,996 @@
-//! (being written)
+//! The worker: one pinned thread that polls its ports and runs the batch pipeline
+//! rx burst -> extract -> EMC -> SMC -> megaflow classifier -> actions, or upcall on a miss.
+//!
+//! Contract:
+//! - A worker owns its ports, buffer pool and caches; nothing on the per-packet path allocates,
+//!   locks or makes a syscall (ports batch their own I/O per burst).
+//! - The controller talks to it only through [`WorkerChannels`]: commands in (a bounded
+//!   lock-free queue, applied between bursts, in order), upcalls and events out (bounded
+//!   lock-free queues; a full upcall queue is a counted drop, never a block). Frames for upcalls
+//!   come from a recycled pool of [`Frame`] slots.
+//! - Versions: every megaflow carries the pipeline version it was translated against. After a
+//!   [`Command::Revalidate`] to version V, an entry with a version below V is never used: a hit
+//!   on it counts as `stale_hits` and goes up as a miss. [`Command::Sync`] is acknowledged only
+//!   after every earlier command has been applied, so a controller that waits for it knows that
+//!   every packet the worker takes afterwards sees the new state (OpenFlow barrier semantics).
+//! - Every packet ends transmitted, handed to the controller, or dropped under a
+//!   [`DropReason`].
+
+use crate::buf::BufPool;
+use crate::exec;
+use crate::extract::{extract, TunnelMeta};
+use crate::port::{Frame, Port, BURST};
+use crate::stats::{DropReason, SharedWorkerStats, WorkerCounters};
+use crossbeam::queue::ArrayQueue;
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use strato_flowtable::dpaction::UserspaceReason;
+use strato_flowtable::emc::{Emc, EMC_ENTRIES};
+use strato_flowtable::megaflow::{FlowRef, Insert, MegaflowCache, MegaflowId};
+use strato_flowtable::smc::Smc;
+use strato_flowtable::tunnel::VXLAN_PORT;
+use strato_flowtable::{DpAction, Match, PacketKey, PortNo};
+
+/// Deepest recirculation (tunnel inside tunnel ...) before a packet is dropped.
+pub const MAX_RECIRC: u8 = 4;
+const NO_PORT: u16 = u16::MAX;
+
+/// How a worker waits when its ports are idle.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum IdlePolicy {
+    /// Spin forever (lowest latency; burns the core, as a DPDK PMD does).
+    BusyPoll,
+    /// Spin a little, then sleep with exponential backoff up to `max_sleep_us`.
+    Backoff {
+        /// Longest sleep between polls when idle.
+        max_sleep_us: u32,
+    },
+}
+
+/// Worker settings.
+#[derive(Clone, Debug)]
+pub struct WorkerConfig {
+    /// Worker index (appears in upcalls and events).
+    pub id: usize,
+    /// Core to pin to (`None`: not pinned).
+    pub core: Option<usize>,
+    /// Packet buffers in the pool.
+    pub buffers: usize,
+    /// Exact-match cache entries (power of two).
+    pub emc_entries: usize,
+    /// Insert into the EMC on one hit in N (1: always). Open vSwitch's default is 100: it keeps
+    /// the EMC from thrashing when there are many more flows than entries.
+    pub emc_insert_inv_prob: u32,
+    /// Signature-match cache entries (power of two; 0 disables the SMC).
+    pub smc_entries: usize,
+    /// Megaflows the classifier holds before evicting.
+    pub megaflow_capacity: usize,
+    /// Command queue depth.
+    pub cmd_queue: usize,
+    /// Upcall queue depth (and frames in the upcall pool).
+    pub upcall_queue: usize,
+    /// Event queue depth.
+    pub event_queue: usize,
+    /// Idle behaviour.
+    pub idle: IdlePolicy,
+}
+
+impl Default for WorkerConfig {
+    fn default() -> Self {
+        WorkerConfig {
+            id: 0,
+            core: None,
+            buffers: 8192,
+            emc_entries: EMC_ENTRIES,
+            emc_insert_inv_prob: 100,
+            smc_entries: 1 << 20,
+            megaflow_capacity: 200_000,
+            cmd_queue: 8192,
+            upcall_queue: 1024,
+            event_queue: 4096,
+            idle: IdlePolicy::Backoff { max_sleep_us: 500 },
+        }
+    }
+}
+
+/// What a revalidation decided for one cached megaflow.
+#[derive(Debug)]
+pub enum RevalOp {
+    /// Still right under the new version.
+    Keep,
+    /// Same match, new actions.
+    Update(Box<[DpAction]>),
+    /// No longer right: remove.
+    Delete,
+}
+
+/// Controller -> worker.
+pub enum Command {
+    /// Start polling a port.
+    AddPort(Box<Port>),
+    /// Stop polling a port and hand it back ([`Event::PortRemoved`]).
+    DelPort(PortNo),
+    /// Set a port up or down.
+    SetPortUp {
+        /// Port.
+        port: PortNo,
+        /// New state.
+        up: bool,
+    },
+    /// Cache a megaflow.
+    Install {
+        /// Controller-assigned id.
+        id: MegaflowId,
+        /// The megaflow.
+        m: Match,
+        /// Its actions.
+        actions: Box<[DpAction]>,
+        /// Pipeline version it was translated against.
+        version: u64,
+    },
+    /// Move to pipeline `version`, applying the controller's verdict on cached megaflows.
+    Revalidate {
+        /// New version.
+        version: u64,
+        /// Verdicts (megaflows not listed keep their version and become stale).
+        ops: Vec<(MegaflowId, RevalOp)>,
+    },
+    /// Remove one megaflow.
+    Remove(MegaflowId),
+    /// Empty every cache.
+    FlushCaches,
+    /// Run actions on a packet the controller holds (re-injection after an upcall,
+    /// packet-out).
+    Execute {
+        /// Port the packet is taken to have arrived on.
+        in_port: PortNo,
+        /// Tunnel metadata it arrived with.
+        tun: Option<TunnelMeta>,
+        /// The packet (returned to the upcall frame pool afterwards).
+        frame: Box<Frame>,
+        /// What to do with it.
+        actions: Box<[DpAction]>,
+    },
+    /// Report every cached megaflow ([`Event::Flows`]).
+    DumpFlows,
+    /// Acknowledge with [`Event::Synced`] once everything before has been applied.
+    Sync(u64),
+    /// Exit the loop.
+    Stop,
+}
+
+/// One cached megaflow as reported by [`Command::DumpFlows`].
+#[derive(Clone, Debug)]
+pub struct DpFlowInfo {
+    /// Id.
+    pub id: MegaflowId,
+    /// Match.
+    pub m: Match,
+    /// Actions.
+    pub actions: Box<[DpAction]>,
+    /// Version.
+    pub version: u64,
+    /// Packets that hit it.
+    pub packets: u64,
+    /// Bytes that hit it.
+    pub bytes: u64,
+    /// Worker milliseconds at the last hit.
+    pub used_ms: u64,
+}
+
+/// Worker -> controller (besides upcalls).
+pub enum Event {
+    /// Every command before `Sync(seq)` is applied.
+    Synced {
+        /// Worker.
+        worker: usize,
+        /// Sequence number from the command.
+        seq: u64,
+    },
+    /// The classifier evicted a megaflow to make room.
+    Evicted {
+        /// Worker.
+        worker: usize,
+        /// The megaflow.
+        id: MegaflowId,
+    },
+    /// Answer to [`Command::DumpFlows`].
+    Flows {
+        /// Worker.
+        worker: usize,
+        /// The megaflows, and the worker clock they were read at.
+        flows: Vec<DpFlowInfo>,
+        /// Worker milliseconds when read.
+        now_ms: u64,
+    },
+    /// A port removed by [`Command::DelPort`] (released off the worker thread).
+    PortRemoved {
+        /// Worker.
+        worker: usize,
+        /// The port (counters final).
+        port: Box<Port>,
+    },
+}
+
+/// Why a packet went up.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum UpcallKind {
+    /// No cached megaflow (or only a stale one).
+    Miss,
+    /// A `Userspace` action (packet-in).
+    Userspace {
+        /// Reason.
+        reason: UserspaceReason,
+        /// Bytes requested.
+        max_len: u16,
+        /// Rule cookie.
+        cookie: u64,
+        /// Rule table.
+        table: u8,
+    },
+}
+
+/// A packet handed to the controller.
+pub struct Upcall {
+    /// Worker it came from.
+    pub worker: usize,
+    /// Port it arrived on.
+    pub in_port: PortNo,
+    /// Tunnel metadata (decapsulated packets).
+    pub tun: Option<TunnelMeta>,
+    /// Its key.
+    pub key: PacketKey,
+    /// Why.
+    pub kind: UpcallKind,
+    /// The frame (return it to [`WorkerChannels::frames`] or send it back in
+    /// [`Command::Execute`]).
+    pub frame: Box<Frame>,
+}
+
+/// Wakes the controller's event loop when upcalls or events are waiting. Coalesced: one wake
+/// per batch of work, not per packet.
+#[derive(Default)]
+pub struct Notifier {
+    pending: AtomicBool,
+    waker: Option<mio::Waker>,
+}
+
+impl Notifier {
+    /// A notifier that wakes `waker`.
+    pub fn new(waker: mio::Waker) -> Arc<Notifier> {
+        Arc::new(Notifier {
+            pending: AtomicBool::new(false),
+            waker: Some(waker),
+        })
+    }
+    /// Called by workers.
+    #[inline]
+    pub fn notify(&self) {
+        if !self.pending.swap(true, Ordering::AcqRel) {
+            if let Some(w) = &self.waker {
+                let _ = w.wake();
+            }
+        }
+    }
+    /// Called by the controller before draining its queues.
+    pub fn clear(&self) {
+        self.pending.store(false, Ordering::Release);
+    }
+}
+
+/// The queues between one worker and the controller.
+pub struct WorkerChannels {
+    /// Commands to the worker.
+    pub cmds: ArrayQueue<Command>,
+    /// Events from the worker.
+    pub events: ArrayQueue<Event>,
+    /// Upcalls from the worker.
+    pub upcalls: ArrayQueue<Upcall>,
+    /// Free frames for upcalls.
+    pub frames: ArrayQueue<Box<Frame>>,
+    /// Published counters.
+    pub stats: SharedWorkerStats,
+    /// Wakes the controller.
+    pub notifier: Arc<Notifier>,
+}
+
+impl WorkerChannels {
+    /// Channels sized from `cfg`, waking `notifier`.
+    pub fn new(cfg: &WorkerConfig, notifier: Arc<Notifier>) -> Arc<WorkerChannels> {
+        let frames = ArrayQueue::new(cfg.upcall_queue);
+        for _ in 0..cfg.upcall_queue {
+            let _ = frames.push(Frame::new_boxed());
+        }
+        Arc::new(WorkerChannels {
+            cmds: ArrayQueue::new(cfg.cmd_queue),
+            events: ArrayQueue::new(cfg.event_queue),
+            upcalls: ArrayQueue::new(cfg.upcall_queue),
+            frames,
+            stats: SharedWorkerStats::default(),
+            notifier,
+        })
+    }
+}
+
+/// What executing an action list left to do.
+enum Outcome {
+    Done,
+    Recirc { port: PortNo, meta: TunnelMeta },
+}
+
+/// Everything but the caches: split so actions borrowed from the cache can run against it.
+struct Io {
+    id: usize,
+    pool: BufPool,
+    ports: Vec<Port>,
+    port_index: Vec<u16>,
+    counters: WorkerCounters,
+    ch: Arc<WorkerChannels>,
+    notify: bool,
+    pending_events: VecDeque<Event>,
+    now_ms: u64,
+}
+
+/// A worker (see the module docs). Drive it with [`Worker::run`] on its own thread, or call
+/// [`Worker::poll_once`] from a harness.
+pub struct Worker {
+    cfg: WorkerConfig,
+    io: Io,
+    emc: Emc,
+    smc: Option<Smc>,
+    cache: MegaflowCache,
+    version: u64,
+    rng: u32,
+    loops: u64,
+    start: Instant,
+    stopped: bool,
+}
+
+impl Worker {
+    /// A worker with no ports.
+    pub fn new(cfg: WorkerConfig, ch: Arc<WorkerChannels>) -> Worker {
+        let smc = (cfg.smc_entries > 0).then(|| Smc::new(cfg.smc_entries));
+        Worker {
+            io: Io {
+                id: cfg.id,
+                pool: BufPool::new(cfg.buffers),
+                ports: Vec::new(),
+                port_index: Vec::new(),
+                counters: WorkerCounters::default(),
+                ch,
+                notify: false,
+                pending_events: VecDeque::new(),
+                now_ms: 0,
+            },
+            emc: Emc::new(cfg.emc_entries),
+            smc,
+            cache: MegaflowCache::new(cfg.megaflow_capacity),
+            version: 0,
+            rng: 0x9e37_79b9 ^ cfg.id as u32,
+            loops: 0,
+            start: Instant::now(),
+            stopped: false,
+            cfg,
+        }
+    }
+
+    /// Adds a port directly (before the worker runs; at runtime use [`Command::AddPort`]).
+    pub fn add_port(&mut self, port: Port) {
+        self.io.add_port(Box::new(port));
+    }
+
+    /// A port, by number.
+    pub fn port_mut(&mut self, no: PortNo) -> Option<&mut Port> {
+        let i = *self.io.port_index.get(no as usize)?;
+        self.io.ports.get_mut(i as usize)
+    }
+
+    /// The worker's counters.
+    pub fn counters(&self) -> &WorkerCounters {
+        &self.io.counters
+    }
+
+    /// Resets worker and port counters (the benchmark does after warm-up).
+    pub fn reset_counters(&mut self) {
+        self.io.counters = WorkerCounters::default();
+        for p in &mut self.io.ports {
+            p.counters = Default::default();
+        }
+    }
+
+    /// The megaflow cache (read-only).
+    pub fn cache(&self) -> &MegaflowCache {
+        &self.cache
+    }
+
+    /// Current pipeline version.
+    pub fn version(&self) -> u64 {
+        self.version
+    }
+
+    /// Free buffers in the pool (frame accounting: equals the pool size when idle).
+    pub fn free_buffers(&self) -> usize {
+        self.io.pool.free_count()
+    }
+
+    /// Runs until [`Command::Stop`], pinned to the configured core.
+    pub fn run(mut self) {
+        if let Some(core) = self.cfg.core {
+            if !core_affinity::set_for_current(core_affinity::CoreId { id: core }) {
+                eprintln!(
+                    "strato: worker {}: could not pin to core {core}; running unpinned",
+                    self.cfg.id
+                );
+            }
+        }
+        let mut idle = 0u32;
+        while !self.stopped {
+            let work = self.poll_once();
+            if work > 0 {
+                idle = 0;
+                continue;
+            }
+            idle = idle.saturating_add(1);
+            if let IdlePolicy::Backoff { max_sleep_us } = self.cfg.idle {
+                if idle > 64 {
+                    let us = (1u32 << ((idle - 64) / 16).min(10)).min(max_sleep_us.max(1));
+                    self.publish();
+                    std::thread::sleep(Duration::from_micros(us as u64));
+                }
+            } else {
+                std::hint::spin_loop();
+            }
+        }
+        self.publish();
+    }
+
+    /// One pass: apply commands, poll every port once, flush transmit queues. Returns the
+    /// number of packets received plus commands applied (0: idle).
+    pub fn poll_once(&mut self) -> usize {
+        self.loops += 1;
+        if self.loops & 0xff == 0 {
+            self.io.now_ms = self.start.elapsed().as_millis() as u64;
+        }
+        if self.loops & 0x3fff == 0 {
+            self.cache.rank();
+            self.publish();
+        }
+        let mut work = self.apply_commands();
+        for pi in 0..self.io.ports.len() {
+            work += self.poll_port(pi);
+        }
+        self.io.flush_all();
+        self.io.flush_events();
+        if self.io.notify {
+            self.io.notify = false;
+            self.io.ch.notifier.notify();
+        }
+        work
+    }
+
+    /// Publishes counters for other threads.
+    pub fn publish(&mut self) {
+        self.io.ch.stats.publish(&self.io.counters);
+        for p in &self.io.ports {
+            p.publish();
+        }
+    }
+
+    #[inline]
+    fn poll_port(&mut self, pi: usize) -> usize {
+        let mut bufs = [0u32; BURST];
+        let port = &mut self.io.ports[pi];
+        let in_port = port.no;
+        let r = port.rx_burst(&mut self.io.pool, &mut bufs);
+        let c = &mut self.io.counters;
+        if r.oversize > 0 {
+            c.drop_n(DropReason::Oversize, r.oversize as u64);
+        }
+        if r.no_buffer {
+            c.drop(DropReason::NoBuffer);
+        }
+        if r.n == 0 {
+            return 0;
+        }
+        c.rx_packets += r.n as u64;
+        c.busy_loops += 1;
+        for &b in &bufs[..r.n] {
+            self.process(b, in_port, None, 0);
+        }
+        r.n
+    }
+
+    /// Extract, look up, execute (or upcall) one packet.
+    #[inline]
+    fn process(&mut self, b: u32, in_port: PortNo, tun: Option<&TunnelMeta>, depth: u8) {
+        let mut pk = PacketKey::default();
+        match extract(self.io.pool.get(b).data(), in_port, tun, &mut pk) {
+            Ok(info) => {
+                if info.malformed {
+                    self.io.counters.malformed_l3 += 1;
+                }
+            }
+            Err(r) => {
+                self.io.counters.drop(r);
+                self.io.pool.free(b);
+                return;
+            }
+        }
+        let Some(fr) = self.lookup(&pk) else {
+            self.io.counters.misses += 1;
+            self.io.upcall(b, in_port, tun, &pk, UpcallKind::Miss);
+            self.io.pool.free(b);
+            return;
+        };
+        let len = self.io.pool.get(b).len() as u64;
+        let now = self.io.now_ms;
+        let outcome = match self.cache.get_mut(fr) {
+            Some(e) => {
+                e.packets += 1;
+                e.bytes += len;
+                e.used = now;
+                self.io.execute(b, in_port, &pk, &e.actions)
+            }
+            None => {
+                // Cannot happen: lookup validated the handle. Count rather than panic.
+                self.io.counters.drop(DropReason::ActionFailed);
+                self.io.pool.free(b);
+                Outcome::Done
+            }
+        };
+        if let Outcome::Recirc { port, meta } = outcome {
+            self.io.counters.recirculations += 1;
+            if depth + 1 >= MAX_RECIRC {
+                self.io.counters.drop(DropReason::RecircLimit);
+                self.io.pool.free(b);
+            } else {
+                self.process(b, port, Some(&meta), depth + 1);
+            }
+        }
+    }
+
+    /// EMC, then SMC, then the classifier. Stale (older-version) entries are misses.
+    #[inline(always)]
+    fn lookup(&mut self, pk: &PacketKey) -> Option<FlowRef> {
+        if let Some(fr) = self.emc.lookup(pk) {
+            if let Some(e) = self.cache.get(fr) {
+                if e.version >= self.version {
+                    self.io.counters.emc_hits += 1;
+                    return Some(fr);
+                }
+                self.io.counters.stale_hits += 1;
+                return None;
+            }
+        }
+        if let Some(smc) = &self.smc {
+            if let Some(fr) = self.cache.lookup_smc(smc, pk) {
+                if self
+                    .cache
+                    .get(fr)
+                    .is_some_and(|e| e.version >= self.version)
+                {
+                    self.io.counters.smc_hits += 1;
+                    self.maybe_emc_insert(pk, fr);
+                    return Some(fr);
+                }
+            }
+        }
+        let fr = self.cache.lookup(&pk.key)?;
+        if self
+            .cache
+            .get(fr)
+            .is_some_and(|e| e.version >= self.version)
+        {
+            self.io.counters.megaflow_hits += 1;
+            if let Some(smc) = &mut self.smc {
+                smc.insert(pk.hash, fr.slot);
+            }
+            self.maybe_emc_insert(pk, fr);
+            Some(fr)
+        } else {
+            self.io.counters.stale_hits += 1;
+            None
+        }
+    }
+
+    #[inline(always)]
+    fn maybe_emc_insert(&mut self, pk: &PacketKey, fr: FlowRef) {
+        let p = self.cfg.emc_insert_inv_prob;
+        if p > 1 {
+            // xorshift32: cheap, deterministic per worker.
+            self.rng ^= self.rng << 13;
+            self.rng ^= self.rng >> 17;
+            self.rng ^= self.rng << 5;
+            if self.rng % p != 0 {
+                return;
+            }
+        }
+        self.emc.insert(pk, fr);
+    }
+
+    fn apply_commands(&mut self) -> usize {
+        let mut n = 0;
+        while n < 1024 {
+            let Some(cmd) = self.io.ch.cmds.pop() else {
+                break;
+            };
+            n += 1;
+            self.io.counters.commands += 1;
+            self.apply(cmd);
+            if self.stopped {
+                break;
+            }
+        }
+        n
+    }
+
+    fn apply(&mut self, cmd: Command) {
+        match cmd {
+            Command::AddPort(p) => self.io.add_port(p),
+            Command::DelPort(no) => {
+                if let Some(p) = self.io.del_port(no) {
+                    let worker = self.io.id;
+                    self.io
+                        .pending_events
+                        .push_back(Event::PortRemoved { worker, port: p });
+                }
+            }
+            Command::SetPortUp { port, up } => {
+                if let Some(p) = self.port_mut(port) {
+                    p.up = up;
+                }
+            }
+            Command::Install {
+                id,
+                m,
+                actions,
+                version,
+            } => match self.cache.insert(id, m, actions, version, self.io.now_ms) {
+                Insert::Inserted {
+                    evicted: Some(old), ..
+                } => {
+                    let worker = self.io.id;
+                    self.io
+                        .pending_events
+                        .push_back(Event::Evicted { worker, id: old });
+                }
+                Insert::Inserted { evicted: None, .. } | Insert::Replaced { .. } => {}
+            },
+            Command::Revalidate { version, ops } => {
+                for (id, op) in ops {
+                    match op {
+                        RevalOp::Keep => {
+                            self.cache.update(id, None, version);
+                        }
+                        RevalOp::Update(a) => {
+                            self.cache.update(id, Some(a), version);
+                        }
+                        RevalOp::Delete => {
+                            self.cache.remove(id);
+                        }
+                    }
+                }
+                self.version = self.version.max(version);
+            }
+            Command::Remove(id) => {
+                self.cache.remove(id);
+            }
+            Command::FlushCaches => {
+                self.cache.clear();
+                self.emc.clear();
+                if let Some(s) = &mut self.smc {
+                    s.clear();
+                }
+            }
+            Command::Execute {
+                in_port,
+                tun,
+                frame,
+                actions,
+            } => {
+                self.io.counters.executed += 1;
+                self.execute_frame(in_port, tun, &frame, &actions);
+                let _ = self.io.ch.frames.push(frame);
+            }
+            Command::DumpFlows => {
+                let flows = self
+                    .cache
+                    .iter()
+                    .map(|e| DpFlowInfo {
+                        id: e.id,
+                        m: e.m,
+                        actions: e.actions.clone(),
+                        version: e.version,
+                        packets: e.packets,
+                        bytes: e.bytes,
+                        used_ms: e.used,
+                    })
+                    .collect();
+                let (worker, now_ms) = (self.io.id, self.io.now_ms);
+                self.io.pending_events.push_back(Event::Flows {
+                    worker,
+                    flows,
+                    now_ms,
+                });
+            }
+            Command::Sync(seq) => {
+                self.publish();
+                let worker = self.io.id;
+                self.io
+                    .pending_events
+                    .push_back(Event::Synced { worker, seq });
+            }
+            Command::Stop => self.stopped = true,
+        }
+    }
+
+    fn execute_frame(
+        &mut self,
+        in_port: PortNo,
+        tun: Option<TunnelMeta>,
+        frame: &Frame,
+        actions: &[DpAction],
+    ) {
+        let Some(b) = self.io.pool.alloc() else {
+            self.io.counters.drop(DropReason::NoBuffer);
+            return;
+        };
+        if self.io.pool.get_mut(b).fill(frame.bytes()).is_err() {
+            self.io.counters.drop(DropReason::Oversize);
+            self.io.pool.free(b);
+            return;
+        }
+        let mut pk = PacketKey::default();
+        if let Err(r) = extract(self.io.pool.get(b).data(), in_port, tun.as_ref(), &mut pk) {
+            self.io.counters.drop(r);
+            self.io.pool.free(b);
+            return;
+        }
+        if let Outcome::Recirc { port, meta } = self.io.execute(b, in_port, &pk, actions) {
+            self.io.counters.recirculations += 1;
+            self.process(b, port, Some(&meta), 1);
+        }
+        self.io.flush_all();
+    }
+}
+
+impl Io {
+    fn add_port(&mut self, p: Box<Port>) {
+        let no = p.no as usize;
+        if self.port_index.len() <= no {
+            self.port_index.resize(no + 1, NO_PORT);
+        }
+        if self.port_index[no] != NO_PORT {
+            // Replacing a port with the same number: the old one leaves first.
+            if let Some(old) = self.del_port(p.no) {
+                self.pending_events.push_back(Event::PortRemoved {
+                    worker: self.id,
+                    port: old,
+                });
+            }
+        }
+        self.ports.push(*p);
+        self.reindex();
+    }
+
+    fn del_port(&mut self, no: PortNo) -> Option<Box<Port>> {
+        let i = *self.port_index.get(no as usize)?;
+        if i == NO_PORT {
+            return None;
+        }
+        let mut p = self.ports.remove(i as usize);
+        p.flush(&mut self.pool);
+        p.publish();
+        self.reindex();
+        Some(Box::new(p))
+    }
+
+    fn reindex(&mut self) {
+        self.port_index.iter_mut().for_each(|x| *x = NO_PORT);
+        for (i, p) in self.ports.iter().enumerate() {
+            self.port_index[p.no as usize] = i as u16;
+        }
+    }
+
+    #[inline(always)]
+    fn port_idx(&self, no: PortNo) -> Option<usize> {
+        match self.port_index.get(no as usize) {
+            Some(&i) if i != NO_PORT => Some(i as usize),
+            _ => None,
+        }
+    }
+
+    /// Queues `b` on port `no`, or drops it (counted).
+    #[inline(always)]
+    fn send(&mut self, no: PortNo, b: u32) {
+        match self.port_idx(no) {
+            Some(i) => {
+                let refused = self.ports[i].send(&mut self.pool, b);
+                if refused > 0 {
+                    self.counters.drop_n(DropReason::TxFull, refused as u64);
+                }
+            }
+            None => {
+                self.counters.drop(DropReason::NoSuchPort);
+                self.pool.free(b);
+            }
+        }
+    }
+
+    /// The buffer to emit for an output: the packet itself when nothing follows, else a copy.
+    #[inline(always)]
+    fn emit_buf(&mut self, b: u32, last: bool) -> Option<u32> {
+        if last {
+            return Some(b);
+        }
+        let c = self.pool.clone_buf(b);
+        if c.is_none() {
+            self.counters.drop(DropReason::NoBuffer);
+        }
+        c
+    }
+
+    /// Runs an action list on buffer `b` (consumed unless a recirculation is returned).
+    #[inline]
+    fn execute(
+        &mut self,
+        b: u32,
+        in_port: PortNo,
+        pk: &PacketKey,
+        actions: &[DpAction],
+    ) -> Outcome {
+        let n = actions.len();
+        let mut emitted = false;
+        for (i, a) in actions.iter().enumerate() {
+            let last = i + 1 == n;
+            match a {
+                DpAction::Output(p) => {
+                    emitted = true;
+                    if let Some(c) = self.emit_buf(b, last) {
+                        self.send(*p, c);
+                    }
+                    if last {
+                        return Outcome::Done;
+                    }
+                }
+                DpAction::TunnelPush(t) => {
+                    emitted = true;
+                    if let Some(c) = self.emit_buf(b, last) {
+                        match exec::tunnel_push(self.pool.get_mut(c), t, pk.hash) {
+                            Ok(()) => self.send(t.out_port, c),
+                            Err(r) => {
+                                self.counters.drop(r);
+                                self.pool.free(c);
+                            }
+                        }
+                    }
+                    if last {
+                        return Outcome::Done;
+                    }
+                }
+                DpAction::PushVlan { tpid, tci } => {
+                    if let Err(r) = exec::push_vlan(self.pool.get_mut(b), *tpid, *tci) {
+                        return self.fail(b, r);
+                    }
+                }
+                DpAction::PopVlan => exec::pop_vlan(self.pool.get_mut(b)),
+                DpAction::Set { field, value } => {
+                    if let Err(r) = exec::set_field(self.pool.get_mut(b), *field, *value) {
+                        return self.fail(b, r);
+                    }
+                }
+                DpAction::DecTtl => {
+                    if let Err(r) = exec::dec_ttl(self.pool.get_mut(b)) {
+                        return self.fail(b, r);
+                    }
+                }
+                DpAction::TunnelPop { port } => {
+                    return match exec::tunnel_pop(self.pool.get_mut(b), VXLAN_PORT) {
+                        Ok(meta) => Outcome::Recirc { port: *port, meta },
+                        Err(r) => self.fail(b, r),
+                    };
+                }
+                DpAction::Userspace {
+                    reason,
+                    max_len,
+                    cookie,
+                    table,
+                } => {
+                    emitted = true;
+                    let kind = UpcallKind::Userspace {
+                        reason: *reason,
+                        max_len: *max_len,
+                        cookie: *cookie,
+                        table: *table,
+                    };
+                    let tun = tun_of(pk);
+                    self.upcall(b, in_port, tun.as_ref(), pk, kind);
+                }
+            }
+        }
+        if !emitted {
+            self.counters.drop(DropReason::Policy);
+        }
+        self.pool.free(b);
+        Outcome::Done
+    }
+
+    #[inline(always)]
+    fn fail(&mut self, b: u32, r: DropReason) -> Outcome {
+        self.counters.drop(r);
+        self.pool.free(b);
+        Outcome::Done
+    }
+
+    /// Copies buffer `b` into an upcall (the buffer stays with the caller).
+    fn upcall(
+        &mut self,
+        b: u32,
+        in_port: PortNo,
+        tun: Option<&TunnelMeta>,
+        pk: &PacketKey,
+        kind: UpcallKind,
+    ) {
+        let Some(mut frame) = self.ch.frames.pop() else {
+            self.counters.drop(DropReason::UpcallQueueFull);
+            return;
+        };
+        frame.set(self.pool.get(b).data());
+        let u = Upcall {
+            worker: self.id,
+            in_port,
+            tun: tun.copied(),
+            key: *pk,
+            kind,
+            frame,
+        };
+        match self.ch.upcalls.push(u) {
+            Ok(()) => {
+                self.counters.upcalls += 1;
+                self.notify = true;
+            }
+            Err(u) => {
+                let _ = self.ch.frames.push(u.frame);
+                self.counters.drop(DropReason::UpcallQueueFull);
+            }
+        }
+    }
+
+    #[inline(always)]
+    fn flush_all(&mut self) {
+        for p in &mut self.ports {
+            if p.has_pending() {
+                let refused = p.flush(&mut self.pool);
+                if refused > 0 {
+                    self.counters.drop_n(DropReason::TxFull, refused as u64);
+                }
+            }
+        }
+    }
+
+    fn flush_events(&mut self) {
+        while let Some(e) = self.pending_events.pop_front() {
+            if let Err(e) = self.ch.events.push(e) {
+                self.pending_events.push_front(e);
+                break;
+            }
+            self.notify = true;
+        }
+    }
+}
+
+/// Tunnel metadata held in a key (for upcalls of decapsulated packets).
+fn tun_of(pk: &PacketKey) -> Option<TunnelMeta> {
+    use strato_flowtable::Field;
+    let k = &pk.key;
+    let m = TunnelMeta {
+        tun_id: k.get(Field::TunId) as u64,
+        ipv4_src: k.get(Field::TunIpv4Src) as u32,
+        ipv4_dst: k.get(Field::TunIpv4Dst) as u32,
+        ipv6_src: k.get(Field::TunIpv6Src),
+        ipv6_dst: k.get(Field::TunIpv6Dst),
+    };
+    (m != TunnelMeta::default()).then_some(m)
+}

@@ -1,0 +1,600 @@
+//! The controller core: one thread that owns the pipeline and every worker's view of it.
+//!
+//! Contract:
+//! - It receives upcalls from workers, translates each missed packet with
+//!   [`strato_flowtable::xlate::xlate`], installs the resulting megaflow in that worker's caches
+//!   (once: a megaflow already installed or on its way is not sent again) and re-injects the
+//!   packet with the same actions, so no packet that missed is lost.
+//! - It keeps a mirror of every megaflow it installed per worker. After any pipeline change it
+//!   re-translates each mirrored megaflow and sends the worker one `Revalidate` command carrying
+//!   the new version (keep / new actions / delete for each). Workers never use an entry older
+//!   than the version they were told about. [`Controller::sync`] waits until every worker has
+//!   applied everything sent before it (barrier semantics).
+//! - Commands that do not fit a worker's bounded queue wait in a per-worker backlog in order:
+//!   nothing accepted is dropped, and the controller never blocks a worker.
+//! - Other threads reach the controller through a [`ControllerHandle`]: closures run on the
+//!   controller thread between upcall batches.
+
+use crossbeam::channel::{self, Receiver, Sender};
+use hashbrown::HashMap;
+use mio::{Events, Poll, Token, Waker};
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+use strato_datapath::port::Port;
+use strato_datapath::stats::{PortCounters, SharedPortStats, WorkerCounters};
+use strato_datapath::worker::{
+    Command, DpFlowInfo, Event, Notifier, RevalOp, Upcall, UpcallKind, Worker, WorkerChannels,
+    WorkerConfig,
+};
+use strato_flowtable::megaflow::MegaflowId;
+use strato_flowtable::pipeline::{Pipeline, PortEnv, RuleId};
+use strato_flowtable::{xlate, DpAction, Match, PortNo};
+
+const WAKE: Token = Token(0);
+
+/// A megaflow as the controller remembers installing it.
+#[derive(Clone, Debug)]
+struct Mirror {
+    m: Match,
+    actions: Vec<DpAction>,
+    rules: Vec<RuleId>,
+}
+
+/// One worker as the controller sees it.
+struct WorkerLink {
+    ch: Arc<WorkerChannels>,
+    mirror: HashMap<MegaflowId, Mirror>,
+    by_match: HashMap<Match, MegaflowId>,
+    backlog: VecDeque<Command>,
+    synced: Arc<AtomicU64>,
+    flows: Option<Vec<DpFlowInfo>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+/// A packet a `Userspace` action sent to the controller (OpenFlow packet-in material).
+#[derive(Clone, Debug)]
+pub struct PacketIn {
+    /// Worker it came from.
+    pub worker: usize,
+    /// Port it arrived on.
+    pub in_port: PortNo,
+    /// Why.
+    pub kind: UpcallKind,
+    /// The frame.
+    pub frame: Vec<u8>,
+}
+
+/// Controller counters.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ControllerStats {
+    /// Upcalls handled.
+    pub upcalls: u64,
+    /// Megaflows sent to workers.
+    pub installs: u64,
+    /// Packets re-injected.
+    pub executes: u64,
+    /// Packet-ins received.
+    pub packet_ins: u64,
+    /// Revalidation passes.
+    pub revalidations: u64,
+    /// Megaflows deleted by revalidation.
+    pub revalidated_deletes: u64,
+    /// Megaflows whose actions revalidation changed.
+    pub revalidated_updates: u64,
+    /// Megaflows evicted by workers.
+    pub evictions: u64,
+}
+
+/// A closure run on the controller thread.
+pub type Call = Box<dyn FnOnce(&mut Controller) + Send>;
+
+/// The controller state (lives on its thread).
+pub struct Controller {
+    pipeline: Pipeline,
+    env: PortEnv,
+    workers: Vec<WorkerLink>,
+    next_id: MegaflowId,
+    seq: u64,
+    stats: ControllerStats,
+    packet_ins: VecDeque<PacketIn>,
+    notifier: Arc<Notifier>,
+    ports: Vec<PortRecord>,
+    stop: bool,
+}
+
+/// What the controller remembers of a port it gave a worker.
+struct PortRecord {
+    no: PortNo,
+    name: String,
+    worker: usize,
+    stats: Arc<SharedPortStats>,
+}
+
+/// A handle other threads use to reach the controller.
+#[derive(Clone)]
+pub struct ControllerHandle {
+    calls: Sender<Call>,
+    waker: Arc<Waker>,
+    synced: Arc<Vec<Arc<AtomicU64>>>,
+}
+
+/// The controller thread and its workers.
+pub struct Running {
+    /// Reach the controller.
+    pub handle: ControllerHandle,
+    thread: Option<JoinHandle<()>>,
+}
+
+/// Controller errors.
+#[derive(Debug, thiserror::Error)]
+pub enum ControlError {
+    /// the controller thread has stopped
+    #[error("the controller thread has stopped")]
+    Stopped,
+    /// could not set up the controller's event loop: {0}
+    #[error("could not set up the controller's event loop: {0}")]
+    Io(#[from] std::io::Error),
+    /// timed out after {0:?} waiting for the workers to apply the controller's commands
+    #[error("timed out after {0:?} waiting for the workers to apply the controller's commands")]
+    SyncTimeout(Duration),
+    /// {0}
+    #[error("{0}")]
+    Demo(String),
+}
+
+impl Controller {
+    /// The pipeline (read).
+    pub fn pipeline(&self) -> &Pipeline {
+        &self.pipeline
+    }
+
+    /// The port environment (read).
+    pub fn env(&self) -> &PortEnv {
+        &self.env
+    }
+
+    /// Changes the pipeline and/or port environment, then revalidates every worker's cache.
+    pub fn update<R>(&mut self, f: impl FnOnce(&mut Pipeline, &mut PortEnv) -> R) -> R {
+        let r = f(&mut self.pipeline, &mut self.env);
+        self.revalidate();
+        r
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> ControllerStats {
+        self.stats.clone()
+    }
+
+    /// Takes the packet-ins received so far.
+    pub fn take_packet_ins(&mut self) -> Vec<PacketIn> {
+        self.packet_ins.drain(..).collect()
+    }
+
+    /// Number of workers.
+    pub fn worker_count(&self) -> usize {
+        self.workers.len()
+    }
+
+    /// Adds a port to a worker.
+    pub fn add_port(&mut self, worker: usize, port: Port) {
+        self.ports.retain(|p| p.no != port.no);
+        self.ports.push(PortRecord {
+            no: port.no,
+            name: port.name.clone(),
+            worker,
+            stats: port.shared.clone(),
+        });
+        self.send(worker, Command::AddPort(Box::new(port)));
+    }
+
+    /// Removes a port from its worker.
+    pub fn del_port(&mut self, no: PortNo) -> bool {
+        let Some(i) = self.ports.iter().position(|p| p.no == no) else {
+            return false;
+        };
+        let rec = self.ports.remove(i);
+        self.send(rec.worker, Command::DelPort(no));
+        true
+    }
+
+    /// Worker counters summed over workers, and each port's counters (as last published; call
+    /// after a sync for an exact snapshot).
+    pub fn counters(&self) -> (WorkerCounters, Vec<(PortNo, String, PortCounters)>) {
+        let mut sum = WorkerCounters::default();
+        for w in &self.workers {
+            let c = w.ch.stats.load();
+            sum.rx_packets += c.rx_packets;
+            sum.emc_hits += c.emc_hits;
+            sum.smc_hits += c.smc_hits;
+            sum.megaflow_hits += c.megaflow_hits;
+            sum.misses += c.misses;
+            sum.upcalls += c.upcalls;
+            sum.stale_hits += c.stale_hits;
+            sum.recirculations += c.recirculations;
+            sum.malformed_l3 += c.malformed_l3;
+            sum.executed += c.executed;
+            sum.commands += c.commands;
+            sum.busy_loops += c.busy_loops;
+            for (a, b) in sum.drops.iter_mut().zip(c.drops) {
+                *a += b;
+            }
+        }
+        let mut ports: Vec<_> = self
+            .ports
+            .iter()
+            .map(|p| (p.no, p.name.clone(), p.stats.load()))
+            .collect();
+        ports.sort_by_key(|p| p.0);
+        (sum, ports)
+    }
+
+    /// One worker's counters.
+    pub fn worker_counters(&self, worker: usize) -> WorkerCounters {
+        self.workers[worker].ch.stats.load()
+    }
+
+    /// Sends a command to a worker (queued in order behind any backlog).
+    pub fn send(&mut self, worker: usize, cmd: Command) {
+        let w = &mut self.workers[worker];
+        if w.backlog.is_empty() {
+            if let Err(c) = w.ch.cmds.push(cmd) {
+                w.backlog.push_back(c);
+            }
+        } else {
+            w.backlog.push_back(cmd);
+        }
+    }
+
+    fn flush_backlogs(&mut self) {
+        for w in &mut self.workers {
+            while let Some(c) = w.backlog.pop_front() {
+                if let Err(c) = w.ch.cmds.push(c) {
+                    w.backlog.push_front(c);
+                    break;
+                }
+            }
+        }
+    }
+
+    /// Asks every worker to acknowledge everything sent so far; returns the sequence number to
+    /// wait for with [`ControllerHandle::wait_synced`].
+    pub fn request_sync(&mut self) -> u64 {
+        self.seq += 1;
+        let seq = self.seq;
+        for i in 0..self.workers.len() {
+            self.send(i, Command::Sync(seq));
+        }
+        seq
+    }
+
+    /// Asks every worker for its megaflows; they arrive via [`Controller::dump_flows`] after the
+    /// next sync.
+    pub fn request_flows(&mut self) {
+        for i in 0..self.workers.len() {
+            self.workers[i].flows = None;
+            self.send(i, Command::DumpFlows);
+        }
+    }
+
+    /// The megaflows each worker last reported.
+    pub fn dump_flows(&self) -> Vec<(usize, Vec<DpFlowInfo>)> {
+        self.workers
+            .iter()
+            .enumerate()
+            .filter_map(|(i, w)| w.flows.clone().map(|f| (i, f)))
+            .collect()
+    }
+
+    /// Megaflows the controller believes are cached on a worker.
+    pub fn mirrored(&self, worker: usize) -> usize {
+        self.workers[worker].mirror.len()
+    }
+
+    /// Re-translates every mirrored megaflow against the current pipeline and tells each worker
+    /// the verdicts along with the new version.
+    pub fn revalidate(&mut self) {
+        let version = self.pipeline.version();
+        self.stats.revalidations += 1;
+        for wi in 0..self.workers.len() {
+            let w = &mut self.workers[wi];
+            let mut ops = Vec::with_capacity(w.mirror.len());
+            let mut dead = Vec::new();
+            for (&id, mf) in w.mirror.iter_mut() {
+                let x = xlate::xlate(&self.pipeline, &self.env, mf.m.key());
+                if !x.megaflow.mask().is_subset_of(mf.m.mask()) {
+                    // The new pipeline looks at more than this megaflow pinned down: some of its
+                    // packets may now behave differently.
+                    ops.push((id, RevalOp::Delete));
+                    dead.push(id);
+                    self.stats.revalidated_deletes += 1;
+                } else if x.actions != mf.actions {
+                    ops.push((id, RevalOp::Update(x.actions.clone().into())));
+                    mf.actions = x.actions;
+                    mf.rules = x.rules;
+                    self.stats.revalidated_updates += 1;
+                } else {
+                    ops.push((id, RevalOp::Keep));
+                    mf.rules = x.rules;
+                }
+            }
+            for id in dead {
+                if let Some(mf) = w.mirror.remove(&id) {
+                    w.by_match.remove(&mf.m);
+                }
+            }
+            self.send(wi, Command::Revalidate { version, ops });
+        }
+    }
+
+    fn handle_upcall(&mut self, u: Upcall) {
+        self.stats.upcalls += 1;
+        match u.kind {
+            UpcallKind::Miss => {
+                let x = xlate::xlate(&self.pipeline, &self.env, &u.key.key);
+                let version = self.pipeline.version();
+                let w = &mut self.workers[u.worker];
+                if !w.by_match.contains_key(&x.megaflow) {
+                    self.next_id += 1;
+                    let id = self.next_id;
+                    w.by_match.insert(x.megaflow, id);
+                    w.mirror.insert(
+                        id,
+                        Mirror {
+                            m: x.megaflow,
+                            actions: x.actions.clone(),
+                            rules: x.rules,
+                        },
+                    );
+                    self.stats.installs += 1;
+                    self.send(
+                        u.worker,
+                        Command::Install {
+                            id,
+                            m: x.megaflow,
+                            actions: x.actions.clone().into(),
+                            version,
+                        },
+                    );
+                }
+                self.stats.executes += 1;
+                self.send(
+                    u.worker,
+                    Command::Execute {
+                        in_port: u.in_port,
+                        tun: u.tun,
+                        frame: u.frame,
+                        actions: x.actions.into(),
+                    },
+                );
+            }
+            UpcallKind::Userspace { .. } => {
+                self.stats.packet_ins += 1;
+                self.packet_ins.push_back(PacketIn {
+                    worker: u.worker,
+                    in_port: u.in_port,
+                    kind: u.kind,
+                    frame: u.frame.bytes().to_vec(),
+                });
+                // Bounded memory: keep the most recent packet-ins only.
+                if self.packet_ins.len() > 4096 {
+                    self.packet_ins.pop_front();
+                }
+                let _ = self.workers[u.worker].ch.frames.push(u.frame);
+            }
+        }
+    }
+
+    fn handle_event(&mut self, e: Event) {
+        match e {
+            Event::Synced { worker, seq } => {
+                self.workers[worker].synced.store(seq, Ordering::Release)
+            }
+            Event::Evicted { worker, id } => {
+                self.stats.evictions += 1;
+                let w = &mut self.workers[worker];
+                if let Some(mf) = w.mirror.remove(&id) {
+                    w.by_match.remove(&mf.m);
+                }
+            }
+            Event::Flows { worker, flows, .. } => self.workers[worker].flows = Some(flows),
+            Event::PortRemoved { .. } => {}
+        }
+    }
+
+    /// Drains every worker's events and upcalls (bounded per call). Returns the work done.
+    fn drain(&mut self) -> usize {
+        let mut n = 0;
+        for wi in 0..self.workers.len() {
+            while let Some(e) = self.workers[wi].ch.events.pop() {
+                self.handle_event(e);
+                n += 1;
+            }
+            for _ in 0..4096 {
+                let Some(u) = self.workers[wi].ch.upcalls.pop() else {
+                    break;
+                };
+                self.handle_upcall(u);
+                n += 1;
+            }
+        }
+        self.flush_backlogs();
+        n
+    }
+}
+
+impl ControllerHandle {
+    /// Runs `f` on the controller thread and returns its result.
+    pub fn call<R: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Controller) -> R + Send + 'static,
+    ) -> Result<R, ControlError> {
+        let (tx, rx) = channel::bounded(1);
+        self.calls
+            .send(Box::new(move |c: &mut Controller| {
+                let _ = tx.send(f(c));
+            }))
+            .map_err(|_| ControlError::Stopped)?;
+        let _ = self.waker.wake();
+        rx.recv().map_err(|_| ControlError::Stopped)
+    }
+
+    /// Waits until every worker has applied everything the controller sent before `seq`.
+    pub fn wait_synced(&self, seq: u64, timeout: Duration) -> Result<(), ControlError> {
+        let t = Instant::now();
+        while !self.synced.iter().all(|s| s.load(Ordering::Acquire) >= seq) {
+            if t.elapsed() > timeout {
+                return Err(ControlError::SyncTimeout(timeout));
+            }
+            std::thread::sleep(Duration::from_micros(200));
+        }
+        Ok(())
+    }
+
+    /// Barrier: returns once every worker has applied every command sent so far.
+    pub fn sync(&self) -> Result<(), ControlError> {
+        let seq = self.call(|c| c.request_sync())?;
+        self.wait_synced(seq, Duration::from_secs(10))
+    }
+
+    /// Changes the pipeline / ports, revalidates, and waits until every worker applied it.
+    pub fn update<R: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Pipeline, &mut PortEnv) -> R + Send + 'static,
+    ) -> Result<R, ControlError> {
+        let r = self.call(move |c| c.update(f))?;
+        self.sync()?;
+        Ok(r)
+    }
+
+    /// Every worker's cached megaflows (synchronised).
+    pub fn dump_flows(&self) -> Result<Vec<(usize, Vec<DpFlowInfo>)>, ControlError> {
+        self.call(|c| c.request_flows())?;
+        self.sync()?;
+        // The Flows events were queued before the Synced events, and the controller drains
+        // events in order, so they have been handled once the sync completed... on the next
+        // drain pass: ask through the controller thread, which drains first.
+        self.call(|c| {
+            c.drain();
+            c.dump_flows()
+        })
+    }
+}
+
+/// Starts workers (one thread each, configured by `cfgs`) and the controller thread.
+pub fn start(
+    pipeline: Pipeline,
+    env: PortEnv,
+    cfgs: Vec<WorkerConfig>,
+) -> Result<Running, ControlError> {
+    let mut poll = Poll::new()?;
+    let waker = Arc::new(Waker::new(poll.registry(), WAKE)?);
+    let notifier = Notifier::new(Waker::new(poll.registry(), WAKE)?);
+    let (calls_tx, calls_rx) = channel::unbounded::<Call>();
+    let mut workers = Vec::new();
+    let mut synced = Vec::new();
+    for (i, mut cfg) in cfgs.into_iter().enumerate() {
+        cfg.id = i;
+        let ch = WorkerChannels::new(&cfg, notifier.clone());
+        let name = format!("strato-w{i}");
+        let wk = Worker::new(cfg, ch.clone());
+        let thread = std::thread::Builder::new()
+            .name(name)
+            .spawn(move || wk.run())?;
+        let s = Arc::new(AtomicU64::new(0));
+        synced.push(s.clone());
+        workers.push(WorkerLink {
+            ch,
+            mirror: HashMap::new(),
+            by_match: HashMap::new(),
+            backlog: VecDeque::new(),
+            synced: s,
+            flows: None,
+            thread: Some(thread),
+        });
+    }
+    let ctl = Controller {
+        pipeline,
+        env,
+        workers,
+        next_id: 0,
+        seq: 0,
+        stats: ControllerStats::default(),
+        packet_ins: VecDeque::new(),
+        notifier,
+        ports: Vec::new(),
+        stop: false,
+    };
+    let thread = std::thread::Builder::new()
+        .name("strato-ctl".into())
+        .spawn(move || controller_loop(ctl, &mut poll, calls_rx))?;
+    Ok(Running {
+        handle: ControllerHandle {
+            calls: calls_tx,
+            waker,
+            synced: Arc::new(synced),
+        },
+        thread: Some(thread),
+    })
+}
+
+fn controller_loop(mut c: Controller, poll: &mut Poll, calls: Receiver<Call>) {
+    let mut events = Events::with_capacity(16);
+    loop {
+        c.notifier.clear();
+        let mut work = c.drain();
+        while let Ok(f) = calls.try_recv() {
+            f(&mut c);
+            work += 1;
+        }
+        c.flush_backlogs();
+        if c.stop {
+            break;
+        }
+        let pending = c.workers.iter().any(|w| !w.backlog.is_empty());
+        if work == 0 {
+            // Sleep until a worker or a caller wakes us; poll briefly while backlogs wait for
+            // room in a worker's queue.
+            let timeout = if pending {
+                Duration::from_micros(200)
+            } else {
+                Duration::from_millis(100)
+            };
+            let _ = poll.poll(&mut events, Some(timeout));
+        }
+    }
+    for i in 0..c.workers.len() {
+        c.send(i, Command::Stop);
+    }
+    while c.workers.iter().any(|w| !w.backlog.is_empty()) {
+        c.flush_backlogs();
+        std::thread::sleep(Duration::from_micros(100));
+    }
+    for w in &mut c.workers {
+        if let Some(t) = w.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Running {
+    /// Stops the controller and every worker, and waits for them.
+    pub fn stop(mut self) {
+        self.shutdown();
+    }
+
+    fn shutdown(&mut self) {
+        let _ = self.handle.call(|c| c.stop = true);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}

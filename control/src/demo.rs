@@ -1,0 +1,354 @@
+//! `strato demo`: two hypervisor hosts, two tenants with the same CIDR, VXLAN between them, in
+//! memory. Each host is a full strato (controller thread + worker thread); their underlay ports
+//! are joined back to back by two frame rings. VMs are memory ports.
+//!
+//! Until the tenant compiler lands, the flow rules are written here by hand the way it will
+//! write them: VM port -> (VNI, remote VTEP) -> tunnel; tunnel + VNI -> VM port. Every packet's
+//! first appearance goes up as an upcall, is translated, installed and re-injected; the rest
+//! hit the caches.
+
+use crate::controller::{start, ControlError, Running};
+use std::net::{IpAddr, Ipv4Addr};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use strato_datapath::port::{FrameRing, MemPort, Port, PortKind};
+use strato_datapath::stats::PortCounters;
+use strato_datapath::stats::WorkerCounters;
+use strato_datapath::worker::WorkerConfig;
+use strato_flowtable::key::Field;
+use strato_flowtable::pipeline::{
+    Action, AddOptions, Instructions, OfPort, Pipeline, PipelineError, PortEnv, RuleSpec,
+    TunnelPortCfg,
+};
+use strato_flowtable::tunnel::VXLAN_PORT;
+use strato_flowtable::Match;
+
+/// Tunnel (virtual) port number on each host.
+pub const TUNNEL: u32 = 10;
+/// Underlay port number on each host.
+pub const UNDERLAY: u32 = 3;
+
+/// One tenant's VNI and its VM on each host.
+#[derive(Clone, Copy, Debug)]
+pub struct Tenant {
+    /// Name.
+    pub name: &'static str,
+    /// VXLAN network identifier.
+    pub vni: u32,
+    /// VM port number on both hosts.
+    pub port: u32,
+}
+
+/// The demo's two tenants (both use 10.0.0.0/24).
+pub const TENANTS: [Tenant; 2] = [
+    Tenant {
+        name: "red",
+        vni: 100,
+        port: 1,
+    },
+    Tenant {
+        name: "blue",
+        vni: 200,
+        port: 2,
+    },
+];
+
+/// One host of the demo.
+pub struct Host {
+    /// Host name.
+    pub name: &'static str,
+    /// VTEP address.
+    pub vtep: Ipv4Addr,
+    /// The running switch.
+    pub switch: Running,
+    /// VM port rings (to the VM = what strato transmits; from the VM = what it receives),
+    /// per tenant.
+    pub vms: Vec<(Arc<FrameRing>, Arc<FrameRing>)>,
+}
+
+/// The demo topology.
+pub struct Lab {
+    /// Host A and host B.
+    pub hosts: [Host; 2],
+}
+
+/// What one direction of VM traffic achieved.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Delivery {
+    /// Tenant of the sender.
+    pub tenant: &'static str,
+    /// Frames sent.
+    pub sent: u32,
+    /// Frames the same tenant's VM on the other host received.
+    pub same_tenant: u32,
+    /// Frames any other tenant's VM received.
+    pub other_tenants: u32,
+}
+
+fn vm_mac(tenant: usize, host: usize) -> [u8; 6] {
+    [0x02, 0, 0, 0, tenant as u8 + 1, host as u8 + 1]
+}
+
+fn vtep_mac(host: usize) -> [u8; 6] {
+    [0x02, 0, 0, 0, 0xee, host as u8 + 1]
+}
+
+/// A UDP datagram from tenant `t`'s VM on `host` to its VM on the other host
+/// (10.0.0.{host+1} -> 10.0.0.{other+1}).
+pub fn vm_frame(t: usize, host: usize, seq: u16) -> Vec<u8> {
+    let other = 1 - host;
+    let b = etherparse::PacketBuilder::ethernet2(vm_mac(t, host), vm_mac(t, other))
+        .ipv4([10, 0, 0, host as u8 + 1], [10, 0, 0, other as u8 + 1], 64)
+        .udp(40_000 + seq, 7);
+    let mut v = Vec::new();
+    // Cannot fail: writing into a Vec.
+    let _ = b.write(&mut v, b"strato demo payload");
+    v
+}
+
+fn host_rules(host: usize) -> Pipeline {
+    let remote = if host == 0 {
+        Ipv4Addr::new(192, 168, 100, 2)
+    } else {
+        Ipv4Addr::new(192, 168, 100, 1)
+    };
+    let mut p = Pipeline::default();
+    for t in TENANTS {
+        let from_vm = Match::default().with(Field::InPort, t.port as u128);
+        let to_tunnel = vec![
+            Action::SetField {
+                field: Field::TunId,
+                value: t.vni as u128,
+            },
+            Action::SetField {
+                field: Field::TunIpv4Dst,
+                value: u32::from(remote) as u128,
+            },
+            Action::Output(OfPort::Port(TUNNEL)),
+        ];
+        // Cannot fail: fixed, valid rules.
+        let _ = add_rule(&mut p, 0, 100, from_vm, to_tunnel);
+        let from_tunnel = Match::default()
+            .with(Field::InPort, TUNNEL as u128)
+            .with(Field::TunId, t.vni as u128);
+        let _ = add_rule(
+            &mut p,
+            0,
+            100,
+            from_tunnel,
+            vec![Action::Output(OfPort::Port(t.port))],
+        );
+    }
+    p
+}
+
+fn host_env(host: usize) -> PortEnv {
+    let (local, remote) = if host == 0 { (1u8, 2u8) } else { (2, 1) };
+    let mut env = PortEnv::default();
+    for t in TENANTS {
+        env.add_port(t.port, true, true);
+    }
+    env.add_port(UNDERLAY, true, false);
+    env.add_tunnel(TunnelPortCfg {
+        port: TUNNEL,
+        underlay_port: UNDERLAY,
+        local_ip: IpAddr::V4(Ipv4Addr::new(192, 168, 100, local)),
+        local_mac: vtep_mac(host),
+        remote_ip: None,
+        vni: None,
+        dst_port: VXLAN_PORT,
+        ttl: 64,
+        udp_csum: true,
+        neighbors: [(
+            IpAddr::V4(Ipv4Addr::new(192, 168, 100, remote)),
+            vtep_mac(1 - host),
+        )]
+        .into_iter()
+        .collect(),
+    });
+    env
+}
+
+/// Builds and starts both hosts.
+pub fn build() -> Result<Lab, ControlError> {
+    let a_to_b = FrameRing::new(1024);
+    let b_to_a = FrameRing::new(1024);
+    let mut hosts = Vec::new();
+    for (h, name) in ["host-a", "host-b"].into_iter().enumerate() {
+        let cfg = WorkerConfig {
+            emc_insert_inv_prob: 1,
+            smc_entries: 1 << 12,
+            megaflow_capacity: 4096,
+            buffers: 2048,
+            ..WorkerConfig::default()
+        };
+        let switch = start(host_rules(h), host_env(h), vec![cfg])?;
+        let (rx, tx) = if h == 0 {
+            (b_to_a.clone(), a_to_b.clone())
+        } else {
+            (a_to_b.clone(), b_to_a.clone())
+        };
+        let mut vms = Vec::new();
+        let mut ports = vec![Port::new(
+            UNDERLAY,
+            "underlay",
+            PortKind::Memory(MemPort::rings(rx, tx)),
+        )];
+        for t in TENANTS {
+            let (from_vm, to_vm) = (FrameRing::new(256), FrameRing::new(256));
+            ports.push(Port::new(
+                t.port,
+                format!("{}-vm", t.name),
+                PortKind::Memory(MemPort::rings(from_vm.clone(), to_vm.clone())),
+            ));
+            vms.push((to_vm, from_vm));
+        }
+        switch.handle.call(move |c| {
+            for p in ports {
+                c.add_port(0, p);
+            }
+        })?;
+        switch.handle.sync()?;
+        let vtep = Ipv4Addr::new(192, 168, 100, h as u8 + 1);
+        hosts.push(Host {
+            name,
+            vtep,
+            switch,
+            vms,
+        });
+    }
+    let [a, b]: [Host; 2] = hosts.try_into().map_err(|_| ControlError::Stopped)?;
+    Ok(Lab { hosts: [a, b] })
+}
+
+impl Lab {
+    /// Tenant `t`'s VM on `host` sends `n` frames to its peer; waits for them to arrive and
+    /// reports where they went.
+    pub fn send(&self, t: usize, host: usize, n: u32) -> Result<Delivery, ControlError> {
+        let other = &self.hosts[1 - host];
+        for (to_vm, _) in &other.vms {
+            to_vm.drain();
+        }
+        let from_vm = &self.hosts[host].vms[t].1;
+        let mut sent = 0;
+        for i in 0..n {
+            while from_vm.push(&vm_frame(t, host, i as u16)).is_err() {
+                std::thread::sleep(Duration::from_micros(100));
+            }
+            sent += 1;
+        }
+        let mut got = vec![0u32; TENANTS.len()];
+        let t0 = Instant::now();
+        while got[t] < n && t0.elapsed() < Duration::from_secs(5) {
+            for (i, (to_vm, _)) in other.vms.iter().enumerate() {
+                for f in to_vm.drain() {
+                    // Count only frames that are the sender's, intact.
+                    if f.get(6..12) == Some(&vm_mac(t, host)[..]) {
+                        got[i] += 1;
+                    }
+                }
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        // Settle, then count anything that leaked to another tenant.
+        std::thread::sleep(Duration::from_millis(20));
+        for (i, (to_vm, _)) in other.vms.iter().enumerate() {
+            got[i] += to_vm
+                .drain()
+                .iter()
+                .filter(|f| f.get(6..12) == Some(&vm_mac(t, host)[..]))
+                .count() as u32;
+        }
+        let other_tenants = got
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| *i != t)
+            .map(|(_, c)| c)
+            .sum();
+        Ok(Delivery {
+            tenant: TENANTS[t].name,
+            sent,
+            same_tenant: got[t],
+            other_tenants,
+        })
+    }
+
+    /// Per-host worker counters and per-port counters (synchronised snapshot).
+    pub fn counters(
+        &self,
+    ) -> Result<Vec<(WorkerCounters, Vec<(u32, String, PortCounters)>)>, ControlError> {
+        let mut out = Vec::new();
+        for h in &self.hosts {
+            h.switch.handle.sync()?;
+            out.push(h.switch.handle.call(|c| c.counters())?);
+        }
+        Ok(out)
+    }
+}
+
+/// Runs the demo and prints what happened.
+pub fn run(packets: u32) -> Result<(), ControlError> {
+    println!("strato demo: two hypervisor hosts (host-a 192.168.100.1, host-b 192.168.100.2), VXLAN between them");
+    println!(
+        "tenants red (VNI 100) and blue (VNI 200), both 10.0.0.0/24; one VM of each on each host\n"
+    );
+    let lab = build()?;
+    let mut ok = true;
+    for (t, tenant) in TENANTS.iter().enumerate() {
+        for host in 0..2 {
+            let d = lab.send(t, host, packets)?;
+            let good = d.same_tenant == d.sent && d.other_tenants == 0;
+            ok &= good;
+            println!(
+                "{:<5} 10.0.0.{} ({}) -> 10.0.0.{} ({}): sent {}, received by {} VM {}, by other tenants {}  [{}]",
+                tenant.name,
+                host + 1,
+                lab.hosts[host].name,
+                2 - host,
+                lab.hosts[1 - host].name,
+                d.sent,
+                tenant.name,
+                d.same_tenant,
+                d.other_tenants,
+                if good { "ok" } else { "FAILED" }
+            );
+        }
+    }
+    println!();
+    for (h, (w, ports)) in lab.counters()?.into_iter().enumerate() {
+        println!(
+            "{}: rx {} pkts, emc hits {}, smc hits {}, megaflow hits {}, upcalls {}, recirculations {}, drops {}",
+            lab.hosts[h].name, w.rx_packets, w.emc_hits, w.smc_hits, w.megaflow_hits, w.upcalls, w.recirculations, w.total_drops()
+        );
+        for (no, name, c) in ports {
+            println!(
+                "  port {no:>2} {name:<10} rx {:>5} pkts {:>7} B   tx {:>5} pkts {:>7} B",
+                c.rx_packets, c.rx_bytes, c.tx_packets, c.tx_bytes
+            );
+        }
+    }
+    if ok {
+        println!("\ndemo ok: traffic crosses hosts inside each tenant and never between tenants");
+        Ok(())
+    } else {
+        Err(ControlError::Demo(
+            "some traffic did not arrive where it should (see above)".into(),
+        ))
+    }
+}
+
+/// Adds an apply-actions rule (no cookie, timeouts or flags).
+fn add_rule(
+    p: &mut Pipeline,
+    table: u8,
+    priority: u16,
+    m: Match,
+    actions: Vec<Action>,
+) -> Result<(), PipelineError> {
+    p.add(
+        RuleSpec::new(table, m, priority, Instructions::apply(actions)),
+        AddOptions::default(),
+        0,
+    )
+    .map(|_| ())
+}

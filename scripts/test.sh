@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# The whole test suite, from a fresh clone: installs what is missing, then
+#   1. builds everything and runs every unit, property, scenario test and criterion bench smoke
+#      (cargo test --workspace --all-targets),
+#   2. fuzzes the packet parsers for a bounded time (FUZZ_SECONDS per target, default 30),
+#   3. runs the packet-rate harness on all five scenarios (release build) and checks its JSON.
+# Exits non-zero on any failure. Prints a closing "N passed, N failed" line for the stages.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+FUZZ_SECONDS=${FUZZ_SECONDS:-30}
+passed=0; failed=0
+stage() { printf '\n==== %s ====\n' "$*"; }
+ok() { passed=$((passed+1)); echo "stage ok: $*"; }
+bad() { failed=$((failed+1)); echo "stage FAILED: $*"; }
+
+stage "bootstrap"
+scripts/bootstrap.sh --fuzz
+
+stage "cargo test --workspace --all-targets"
+if cargo test --workspace --all-targets; then ok "cargo test"; else bad "cargo test"; fi
+
+stage "fuzz (${FUZZ_SECONDS}s per target)"
+if scripts/fuzz.sh "$FUZZ_SECONDS"; then ok "fuzz"; else bad "fuzz"; fi
+
+stage "packet-rate harness smoke (all scenarios, release)"
+if cargo build --release -p strato-control --bin strato \
+   && target/release/strato bench pipeline --packets 2000000 --json > target/bench-smoke.json \
+   && python3 - target/bench-smoke.json <<'PY'
+import json, sys
+d = json.load(open(sys.argv[1]))
+names = [s["name"] for s in d["scenarios"]]
+want = ["l2_fwd_1flow", "l2_fwd_10kflows", "vxlan_encap", "vxlan_decap", "classifier_100k"]
+assert names == want, names
+for s in d["scenarios"]:
+    for k in ("mpps", "ns_per_pkt", "baseline_copy_mpps"):
+        assert isinstance(s[k], (int, float)) and s[k] > 0, (s["name"], k, s[k])
+    print(f'{s["name"]:18} {s["mpps"]:7.2f} Mpps  {s["ns_per_pkt"]:6.1f} ns/pkt  baseline copy {s["baseline_copy_mpps"]:.2f} Mpps')
+PY
+then ok "bench smoke"; else bad "bench smoke"; fi
+
+echo
+echo "stages: ${passed} passed, ${failed} failed"
+[ "$failed" -eq 0 ]
