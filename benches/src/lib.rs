@@ -23,10 +23,7 @@ use strato_datapath::worker::{
 };
 use strato_datapath::{buf::BufPool, extract::extract};
 use strato_flowtable::key::{Field, PacketKey};
-use strato_flowtable::pipeline::{
-    Action, AddOptions, Instructions, OfPort, Pipeline, PipelineError, PortEnv, RuleSpec,
-    TunnelPortCfg,
-};
+use strato_flowtable::pipeline::{Action, OfPort, Pipeline, PortEnv, TunnelPortCfg};
 use strato_flowtable::{xlate, DpAction, Match};
 
 /// The scenarios, in the order they run.
@@ -236,7 +233,9 @@ fn build_worker(sc: &Scenario) -> Result<(Worker, Arc<WorkerChannels>), BenchErr
             w.poll_once();
         }
     }
-    w.poll_once();
+    while !ch.cmds.is_empty() {
+        w.poll_once();
+    }
     if w.cache().len() != sc.megaflows.len() {
         return Err(BenchError::Setup(format!(
             "{} megaflows installed, {} expected",
@@ -404,13 +403,13 @@ fn l2_fwd(flows: u32) -> Result<Scenario, BenchError> {
         let m = Match::default()
             .with(Field::InPort, RX as u128)
             .with(Field::EthDst, mac_u(mac(0xb0, 0)));
-        add_rule(&mut p, 0, 100, m, vec![Action::Output(OfPort::Port(TX))]).map_err(setup)?;
+        p.add_apply(0, 100, m, vec![Action::Output(OfPort::Port(TX))]).map_err(setup)?;
     } else {
         for j in 0..64u128 {
             let m = Match::default()
                 .with(Field::InPort, RX as u128)
                 .with_masked(Field::EthDst, j, 0x3f);
-            add_rule(&mut p, 0, 100, m, vec![Action::Output(OfPort::Port(TX))]).map_err(setup)?;
+            p.add_apply(0, 100, m, vec![Action::Output(OfPort::Port(TX))]).map_err(setup)?;
         }
     }
     let env = env_with_ports(&[RX, TX]);
@@ -466,8 +465,7 @@ fn vxlan_encap() -> Result<Scenario, BenchError> {
     )];
     let mut p = Pipeline::default();
     let m = Match::default().with(Field::InPort, RX as u128);
-    add_rule(
-        &mut p,
+    p.add_apply(
         0,
         100,
         m,
@@ -536,7 +534,7 @@ fn vxlan_decap() -> Result<Scenario, BenchError> {
     let m = Match::default()
         .with(Field::InPort, TUN as u128)
         .with(Field::TunId, VNI as u128);
-    add_rule(&mut p, 0, 100, m, vec![Action::Output(OfPort::Port(RX))]).map_err(setup)?;
+    p.add_apply(0, 100, m, vec![Action::Output(OfPort::Port(RX))]).map_err(setup)?;
     let env = tunnel_env();
     let outer = key_of(&frames[0], TX, None)?;
     let meta = strato_datapath::extract::TunnelMeta {
@@ -673,18 +671,3 @@ mod tests {
     }
 }
 
-/// Adds an apply-actions rule (no cookie, timeouts or flags).
-fn add_rule(
-    p: &mut Pipeline,
-    table: u8,
-    priority: u16,
-    m: Match,
-    actions: Vec<Action>,
-) -> Result<(), PipelineError> {
-    p.add(
-        RuleSpec::new(table, m, priority, Instructions::apply(actions)),
-        AddOptions::default(),
-        0,
-    )
-    .map(|_| ())
-}

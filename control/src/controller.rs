@@ -491,7 +491,7 @@ pub fn start(
 ) -> Result<Running, ControlError> {
     let mut poll = Poll::new()?;
     let waker = Arc::new(Waker::new(poll.registry(), WAKE)?);
-    let notifier = Notifier::new(Waker::new(poll.registry(), WAKE)?);
+    let notifier = Notifier::new(waker.clone());
     let (calls_tx, calls_rx) = channel::unbounded::<Call>();
     let mut workers = Vec::new();
     let mut synced = Vec::new();

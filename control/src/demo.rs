@@ -16,10 +16,7 @@ use strato_datapath::stats::PortCounters;
 use strato_datapath::stats::WorkerCounters;
 use strato_datapath::worker::WorkerConfig;
 use strato_flowtable::key::Field;
-use strato_flowtable::pipeline::{
-    Action, AddOptions, Instructions, OfPort, Pipeline, PipelineError, PortEnv, RuleSpec,
-    TunnelPortCfg,
-};
+use strato_flowtable::pipeline::{Action, OfPort, Pipeline, PortEnv, TunnelPortCfg};
 use strato_flowtable::tunnel::VXLAN_PORT;
 use strato_flowtable::Match;
 
@@ -127,13 +124,11 @@ fn host_rules(host: usize) -> Pipeline {
             Action::Output(OfPort::Port(TUNNEL)),
         ];
         // Cannot fail: fixed, valid rules.
-        let _ = add_rule(&mut p, 0, 100, from_vm, to_tunnel);
+        let _ = p.add_apply(0, 100, from_vm, to_tunnel);
         let from_tunnel = Match::default()
             .with(Field::InPort, TUNNEL as u128)
             .with(Field::TunId, t.vni as u128);
-        let _ = add_rule(
-            &mut p,
-            0,
+        let _ = p.add_apply(0,
             100,
             from_tunnel,
             vec![Action::Output(OfPort::Port(t.port))],
@@ -337,18 +332,3 @@ pub fn run(packets: u32) -> Result<(), ControlError> {
     }
 }
 
-/// Adds an apply-actions rule (no cookie, timeouts or flags).
-fn add_rule(
-    p: &mut Pipeline,
-    table: u8,
-    priority: u16,
-    m: Match,
-    actions: Vec<Action>,
-) -> Result<(), PipelineError> {
-    p.add(
-        RuleSpec::new(table, m, priority, Instructions::apply(actions)),
-        AddOptions::default(),
-        0,
-    )
-    .map(|_| ())
-}

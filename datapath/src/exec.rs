@@ -104,22 +104,41 @@ fn is_vlan_tpid(t: u16) -> bool {
 // ---------------------------------------------------------------------------------------------
 // Internet checksum (RFC 1071) and incremental update (RFC 1624).
 
-/// Adds `data` as big-endian 16-bit words (odd tail padded with zero) to an unfolded sum.
 #[inline(always)]
-fn sum_bytes(mut acc: u64, data: &[u8]) -> u64 {
-    let mut c8 = data.chunks_exact(8);
-    for c in &mut c8 {
-        let x = u64::from_be_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]);
-        acc += (x >> 32) + (x & 0xffff_ffff);
+fn be64(c: &[u8]) -> u64 {
+    u64::from_be_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]])
+}
+
+/// One's-complement 64-bit add (end-around carry; never overflows).
+#[inline(always)]
+fn add64(a: u64, b: u64) -> u64 {
+    let (r, carry) = a.overflowing_add(b);
+    r + carry as u64
+}
+
+/// Adds `data` as big-endian 16-bit words (odd tail padded with zero) to `acc` (< 2^34).
+/// Works on 64-bit words in two independent carry chains (the one's-complement sum is the same
+/// modulo 0xffff for any word size that is a multiple of 16 bits). Returns a value < 2^34.
+#[inline(always)]
+fn sum_bytes(acc: u64, data: &[u8]) -> u64 {
+    let (mut s0, mut s1) = (acc, 0u64);
+    let mut c16 = data.chunks_exact(16);
+    for c in &mut c16 {
+        s0 = add64(s0, be64(&c[..8]));
+        s1 = add64(s1, be64(&c[8..]));
     }
-    let mut c2 = c8.remainder().chunks_exact(2);
+    let mut s = add64(s0, s1);
+    let rest = c16.remainder();
+    let mut c2 = rest.chunks_exact(2);
+    let mut t = 0u64;
     for c in &mut c2 {
-        acc += u16::from_be_bytes([c[0], c[1]]) as u64;
+        t += u16::from_be_bytes([c[0], c[1]]) as u64;
     }
     if let [b] = c2.remainder() {
-        acc += (*b as u64) << 8;
+        t += (*b as u64) << 8;
     }
-    acc
+    s = add64(s, t);
+    (s & 0xffff_ffff) + (s >> 32)
 }
 
 /// Folds an unfolded sum to 16 bits with end-around carries.
@@ -704,8 +723,8 @@ pub fn tunnel_pop(buf: &mut Buf, dst_port: u16) -> Result<TunnelMeta, DropReason
         return Err(TunnelTruncated);
     };
     let mut meta = TunnelMeta::default();
-    // (UDP offset, IP end, pseudo-header sum without the length)
-    let (u, end, pseudo) = match et {
+    // (UDP offset, IP end, where the pseudo header's addresses are)
+    let (u, end, addrs) = match et {
         ETH_P_IPV4 => {
             if len < o + 20 {
                 return Err(TunnelTruncated);
@@ -732,8 +751,7 @@ pub fn tunnel_pop(buf: &mut Buf, dst_port: u16) -> Result<TunnelMeta, DropReason
             }
             meta.ipv4_src = u32::from_be_bytes([d[o + 12], d[o + 13], d[o + 14], d[o + 15]]);
             meta.ipv4_dst = u32::from_be_bytes([d[o + 16], d[o + 17], d[o + 18], d[o + 19]]);
-            let pseudo = sum_bytes(PROTO_UDP as u64, &d[o + 12..o + 20]);
-            (o + hl, o + tl, pseudo)
+            (o + hl, o + tl, o + 12..o + 20)
         }
         ETH_P_IPV6 => {
             if len < o + 40 {
@@ -754,8 +772,7 @@ pub fn tunnel_pop(buf: &mut Buf, dst_port: u16) -> Result<TunnelMeta, DropReason
             meta.ipv6_src = u128::from_be_bytes(a);
             a.copy_from_slice(&d[o + 24..o + 40]);
             meta.ipv6_dst = u128::from_be_bytes(a);
-            let pseudo = sum_bytes(PROTO_UDP as u64, &d[o + 8..o + 40]);
-            (o + 40, end, pseudo)
+            (o + 40, end, o + 8..o + 40)
         }
         _ => return Err(TunnelBadIp),
     };
@@ -763,8 +780,11 @@ pub fn tunnel_pop(buf: &mut Buf, dst_port: u16) -> Result<TunnelMeta, DropReason
     if ulen != end - u || ulen < UDP_VXLAN_LEN || be16(d, u + 2) != dst_port {
         return Err(TunnelBadUdp);
     }
-    if be16(d, u + 6) != 0 && fold(sum_bytes(pseudo + ulen as u64, &d[u..end])) != 0xffff {
-        return Err(TunnelBadUdp);
+    if be16(d, u + 6) != 0 {
+        let pseudo = sum_bytes(PROTO_UDP as u64 + ulen as u64, &d[addrs]);
+        if fold(sum_bytes(pseudo, &d[u..end])) != 0xffff {
+            return Err(TunnelBadUdp);
+        }
     }
     let vx = u + 8;
     if d[vx] & VXLAN_FLAG_I == 0 {

@@ -127,6 +127,8 @@ const MAP_IPV6: u32 = bit(W::IPV6_SRC)
 const MAP_L4: u32 = bit(W::L4);
 const MAP_ND: u32 = bit(W::ND_TARGET) | bit(W::ND_TARGET + 1);
 const MAP_ARP: u32 = bit(W::ARP_PA) | bit(W::ARP_SHA_OP) | bit(W::ARP_THA);
+const MAP_V4_L4: u32 = MAP_BASE | MAP_IPV4 | MAP_L4;
+const MAP_V6_L4: u32 = MAP_BASE | MAP_IPV6 | MAP_L4;
 
 // Every map word must exist in the key (hash_map indexes by map bit).
 const _: () =
@@ -255,7 +257,12 @@ pub fn extract(
         }
     }
     out.map = map;
-    out.hash = out.key.hash_map(map);
+    // The common maps as constants: `hash_map` then unrolls into straight-line code.
+    out.hash = match map {
+        MAP_V4_L4 => out.key.hash_map(MAP_V4_L4),
+        MAP_V6_L4 => out.key.hash_map(MAP_V6_L4),
+        m => out.key.hash_map(m),
+    };
     Ok(ExtractInfo {
         malformed: l3.malformed,
     })

@@ -254,12 +254,12 @@ pub struct Upcall {
 #[derive(Default)]
 pub struct Notifier {
     pending: AtomicBool,
-    waker: Option<mio::Waker>,
+    waker: Option<Arc<mio::Waker>>,
 }
 
 impl Notifier {
     /// A notifier that wakes `waker`.
-    pub fn new(waker: mio::Waker) -> Arc<Notifier> {
+    pub fn new(waker: Arc<mio::Waker>) -> Arc<Notifier> {
         Arc::new(Notifier {
             pending: AtomicBool::new(false),
             waker: Some(waker),

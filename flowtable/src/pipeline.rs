@@ -753,6 +753,19 @@ impl Pipeline {
         t.lookup(key, wc).map(|s| self.slot_rule(s))
     }
 
+    /// Adds an apply-actions rule with no cookie, timeouts or flags (a convenience over
+    /// [`Pipeline::add`] for programs that write their own rules).
+    pub fn add_apply(
+        &mut self,
+        table: u8,
+        priority: u16,
+        matching: Match,
+        actions: Vec<Action>,
+    ) -> Result<RuleId, PipelineError> {
+        let spec = RuleSpec::new(table, matching, priority, Instructions::apply(actions));
+        self.add(spec, AddOptions::default(), 0).map(|o| o.id)
+    }
+
     /// Adds a rule (flow_mod ADD). A rule with the same table, match and priority is replaced.
     pub fn add(
         &mut self,
