@@ -34,6 +34,8 @@ use strato_flowtable::pipeline::{Pipeline, PortEnv, RuleId};
 use strato_flowtable::{xlate, DpAction, Match, PortNo};
 
 const WAKE: Token = Token(0);
+/// How often counters are pulled and timeouts checked.
+pub const TICK: Duration = Duration::from_secs(1);
 
 /// A megaflow as the controller remembers installing it.
 #[derive(Clone, Debug)]
@@ -41,6 +43,9 @@ struct Mirror {
     m: Match,
     actions: Vec<DpAction>,
     rules: Vec<RuleId>,
+    /// Counters last credited to `rules`.
+    packets: u64,
+    bytes: u64,
 }
 
 /// One worker as the controller sees it.
@@ -86,6 +91,8 @@ pub struct ControllerStats {
     pub revalidated_updates: u64,
     /// Megaflows evicted by workers.
     pub evictions: u64,
+    /// Rules removed by idle or hard timeouts.
+    pub expired: u64,
 }
 
 /// A closure run on the controller thread.
@@ -102,6 +109,8 @@ pub struct Controller {
     packet_ins: VecDeque<PacketIn>,
     notifier: Arc<Notifier>,
     ports: Vec<PortRecord>,
+    started: Instant,
+    stats_pending: usize,
     stop: bool,
 }
 
@@ -329,12 +338,64 @@ impl Controller {
         }
     }
 
+    /// Credits megaflow counter deltas to the rules each megaflow went through (how OpenFlow
+    /// rule counters move while the datapath does the work).
+    fn credit(&mut self, worker: usize, flows: &[(MegaflowId, u64, u64, u64)]) {
+        let now = self.now_ms();
+        let w = &mut self.workers[worker];
+        for &(id, packets, bytes, _used) in flows {
+            let Some(mf) = w.mirror.get_mut(&id) else { continue };
+            let (dp, db) = (packets.saturating_sub(mf.packets), bytes.saturating_sub(mf.bytes));
+            if dp == 0 {
+                continue;
+            }
+            mf.packets = packets;
+            mf.bytes = bytes;
+            for &r in &mf.rules {
+                self.pipeline.credit(r, dp, db, now);
+            }
+        }
+    }
+
+    /// Milliseconds since the controller started (the pipeline's clock).
+    pub fn now_ms(&self) -> u64 {
+        self.started.elapsed().as_millis() as u64
+    }
+
+    /// Periodic work: pull megaflow counters from every worker; once all have answered (so
+    /// rules are credited with their latest use), expire rules whose idle or hard timeout
+    /// passed, then revalidate.
+    pub fn tick(&mut self) {
+        if self.stats_pending == 0 {
+            self.stats_pending = self.workers.len();
+            for i in 0..self.workers.len() {
+                self.send(i, Command::ReportStats);
+            }
+        }
+        if self.workers.is_empty() {
+            self.expire();
+        }
+    }
+
+    fn expire(&mut self) {
+        let expired = self.pipeline.expire(self.now_ms());
+        if !expired.is_empty() {
+            self.stats.expired += expired.len() as u64;
+            self.revalidate();
+        }
+    }
+
     fn handle_upcall(&mut self, u: Upcall) {
         self.stats.upcalls += 1;
         match u.kind {
             UpcallKind::Miss => {
                 let x = xlate::xlate(&self.pipeline, &self.env, &u.key.key);
                 let version = self.pipeline.version();
+                // The packet itself is executed here, not through the megaflow: credit it now.
+                let now = self.now_ms();
+                for &r in &x.rules {
+                    self.pipeline.credit(r, 1, u.frame.bytes().len() as u64, now);
+                }
                 let w = &mut self.workers[u.worker];
                 if !w.by_match.contains_key(&x.megaflow) {
                     self.next_id += 1;
@@ -346,6 +407,8 @@ impl Controller {
                             m: x.megaflow,
                             actions: x.actions.clone(),
                             rules: x.rules,
+                            packets: 0,
+                            bytes: 0,
                         },
                     );
                     self.stats.installs += 1;
@@ -400,6 +463,13 @@ impl Controller {
                 }
             }
             Event::Flows { worker, flows, .. } => self.workers[worker].flows = Some(flows),
+            Event::Stats { worker, flows } => {
+                self.credit(worker, &flows);
+                self.stats_pending = self.stats_pending.saturating_sub(1);
+                if self.stats_pending == 0 {
+                    self.expire();
+                }
+            }
             Event::PortRemoved { .. } => {}
         }
     }
@@ -525,6 +595,8 @@ pub fn start(
         packet_ins: VecDeque::new(),
         notifier,
         ports: Vec::new(),
+        started: Instant::now(),
+        stats_pending: 0,
         stop: false,
     };
     let thread = std::thread::Builder::new()
@@ -542,7 +614,12 @@ pub fn start(
 
 fn controller_loop(mut c: Controller, poll: &mut Poll, calls: Receiver<Call>) {
     let mut events = Events::with_capacity(16);
+    let mut last_tick = Instant::now();
     loop {
+        if last_tick.elapsed() >= TICK {
+            last_tick = Instant::now();
+            c.tick();
+        }
         c.notifier.clear();
         let mut work = c.drain();
         while let Ok(f) = calls.try_recv() {

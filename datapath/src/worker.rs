@@ -155,6 +155,8 @@ pub enum Command {
     },
     /// Report every cached megaflow ([`Event::Flows`]).
     DumpFlows,
+    /// Report every megaflow's counters ([`Event::Stats`]; cheaper than a dump).
+    ReportStats,
     /// Acknowledge with [`Event::Synced`] once everything before has been applied.
     Sync(u64),
     /// Exit the loop.
@@ -204,6 +206,13 @@ pub enum Event {
         flows: Vec<DpFlowInfo>,
         /// Worker milliseconds when read.
         now_ms: u64,
+    },
+    /// Answer to [`Command::ReportStats`]: `(id, packets, bytes, used_ms)` per megaflow.
+    Stats {
+        /// Worker.
+        worker: usize,
+        /// Counters per megaflow.
+        flows: Vec<(MegaflowId, u64, u64, u64)>,
     },
     /// A port removed by [`Command::DelPort`] (released off the worker thread).
     PortRemoved {
@@ -714,6 +723,11 @@ impl Worker {
                     flows,
                     now_ms,
                 });
+            }
+            Command::ReportStats => {
+                let flows = self.cache.iter().map(|e| (e.id, e.packets, e.bytes, e.used)).collect();
+                let worker = self.io.id;
+                self.io.pending_events.push_back(Event::Stats { worker, flows });
             }
             Command::Sync(seq) => {
                 self.publish();

@@ -98,7 +98,12 @@ fuzz_target!(|data: &[u8]| {
     )
     .unwrap();
     b.fill(frame).unwrap();
-    tunnel_push(&mut b, &t, u32::from_le_bytes([ctl[11], ctl[12], ctl[13], ctl[14]])).unwrap();
+    tunnel_push(
+        &mut b,
+        &t,
+        u32::from_le_bytes([ctl[11], ctl[12], ctl[13], ctl[14]]),
+    )
+    .unwrap();
     if ctl[15] != 0 {
         let at = u16::from_le_bytes([ctl[16], ctl[17]]) as usize % b.len();
         b.data_mut()[at] ^= ctl[15];
