@@ -403,13 +403,15 @@ fn l2_fwd(flows: u32) -> Result<Scenario, BenchError> {
         let m = Match::default()
             .with(Field::InPort, RX as u128)
             .with(Field::EthDst, mac_u(mac(0xb0, 0)));
-        p.add_apply(0, 100, m, vec![Action::Output(OfPort::Port(TX))]).map_err(setup)?;
+        p.add_apply(0, 100, m, vec![Action::Output(OfPort::Port(TX))])
+            .map_err(setup)?;
     } else {
         for j in 0..64u128 {
             let m = Match::default()
                 .with(Field::InPort, RX as u128)
                 .with_masked(Field::EthDst, j, 0x3f);
-            p.add_apply(0, 100, m, vec![Action::Output(OfPort::Port(TX))]).map_err(setup)?;
+            p.add_apply(0, 100, m, vec![Action::Output(OfPort::Port(TX))])
+                .map_err(setup)?;
         }
     }
     let env = env_with_ports(&[RX, TX]);
@@ -534,7 +536,8 @@ fn vxlan_decap() -> Result<Scenario, BenchError> {
     let m = Match::default()
         .with(Field::InPort, TUN as u128)
         .with(Field::TunId, VNI as u128);
-    p.add_apply(0, 100, m, vec![Action::Output(OfPort::Port(RX))]).map_err(setup)?;
+    p.add_apply(0, 100, m, vec![Action::Output(OfPort::Port(RX))])
+        .map_err(setup)?;
     let env = tunnel_env();
     let outer = key_of(&frames[0], TX, None)?;
     let meta = strato_datapath::extract::TunnelMeta {
@@ -670,4 +673,3 @@ mod tests {
         .is_err());
     }
 }
-

@@ -344,8 +344,13 @@ impl Controller {
         let now = self.now_ms();
         let w = &mut self.workers[worker];
         for &(id, packets, bytes, _used) in flows {
-            let Some(mf) = w.mirror.get_mut(&id) else { continue };
-            let (dp, db) = (packets.saturating_sub(mf.packets), bytes.saturating_sub(mf.bytes));
+            let Some(mf) = w.mirror.get_mut(&id) else {
+                continue;
+            };
+            let (dp, db) = (
+                packets.saturating_sub(mf.packets),
+                bytes.saturating_sub(mf.bytes),
+            );
             if dp == 0 {
                 continue;
             }
@@ -394,7 +399,8 @@ impl Controller {
                 // The packet itself is executed here, not through the megaflow: credit it now.
                 let now = self.now_ms();
                 for &r in &x.rules {
-                    self.pipeline.credit(r, 1, u.frame.bytes().len() as u64, now);
+                    self.pipeline
+                        .credit(r, 1, u.frame.bytes().len() as u64, now);
                 }
                 let w = &mut self.workers[u.worker];
                 if !w.by_match.contains_key(&x.megaflow) {

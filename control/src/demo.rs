@@ -128,7 +128,8 @@ fn host_rules(host: usize) -> Pipeline {
         let from_tunnel = Match::default()
             .with(Field::InPort, TUNNEL as u128)
             .with(Field::TunId, t.vni as u128);
-        let _ = p.add_apply(0,
+        let _ = p.add_apply(
+            0,
             100,
             from_tunnel,
             vec![Action::Output(OfPort::Port(t.port))],
@@ -331,4 +332,3 @@ pub fn run(packets: u32) -> Result<(), ControlError> {
         ))
     }
 }
-

@@ -350,6 +350,11 @@ pub struct Worker {
     emc: Emc,
     smc: Option<Smc>,
     cache: MegaflowCache,
+    /// Keys of the current burst (kept between bursts: the extractor relies on words outside
+    /// a key's map being zero, which a previous extraction guarantees, so nothing is zeroed).
+    keys: Box<[PacketKey; BURST]>,
+    /// Key of the packet on the per-packet path.
+    scratch: PacketKey,
     version: u64,
     rng: u32,
     loops: u64,
@@ -376,6 +381,8 @@ impl Worker {
             emc: Emc::new(cfg.emc_entries),
             smc,
             cache: MegaflowCache::new(cfg.megaflow_capacity),
+            keys: Box::new([PacketKey::default(); BURST]),
+            scratch: PacketKey::default(),
             version: 0,
             rng: 0x9e37_79b9 ^ cfg.id as u32,
             loops: 0,
@@ -487,6 +494,11 @@ impl Worker {
         }
     }
 
+    /// One receive burst through the batch pipeline. Each stage runs over the whole burst and
+    /// prefetches what the next stage touches, so cache misses overlap instead of adding up
+    /// (the VPP / Open vSwitch batching discipline): extract all -> prefetch EMC -> EMC ->
+    /// prefetch SMC -> SMC candidates -> prefetch megaflows -> verify -> classifier for the
+    /// rest -> execute in arrival order.
     #[inline]
     fn poll_port(&mut self, pi: usize) -> usize {
         let mut bufs = [0u32; BURST];
@@ -500,39 +512,139 @@ impl Worker {
         if r.no_buffer {
             c.drop(DropReason::NoBuffer);
         }
-        if r.n == 0 {
+        let n = r.n;
+        if n == 0 {
             return 0;
         }
-        c.rx_packets += r.n as u64;
+        c.rx_packets += n as u64;
         c.busy_loops += 1;
-        for &b in &bufs[..r.n] {
-            self.process(b, in_port, None, 0);
-        }
-        r.n
-    }
 
-    /// Extract, look up, execute (or upcall) one packet.
-    #[inline]
-    fn process(&mut self, b: u32, in_port: PortNo, tun: Option<&TunnelMeta>, depth: u8) {
-        let mut pk = PacketKey::default();
-        match extract(self.io.pool.get(b).data(), in_port, tun, &mut pk) {
-            Ok(info) => {
-                if info.malformed {
-                    self.io.counters.malformed_l3 += 1;
+        // Stage 1: keys. A frame that does not extract is dropped here.
+        let mut live = [false; BURST];
+        for i in 0..n {
+            match extract(
+                self.io.pool.get(bufs[i]).data(),
+                in_port,
+                None,
+                &mut self.keys[i],
+            ) {
+                Ok(info) => {
+                    live[i] = true;
+                    self.io.counters.malformed_l3 += info.malformed as u64;
+                }
+                Err(r) => {
+                    self.io.counters.drop(r);
+                    self.io.pool.free(bufs[i]);
                 }
             }
-            Err(r) => {
-                self.io.counters.drop(r);
-                self.io.pool.free(b);
-                return;
+        }
+
+        // Stage 2: exact-match cache.
+        for i in 0..n {
+            if live[i] {
+                self.emc.prefetch(self.keys[i].hash);
             }
         }
-        let Some(fr) = self.lookup(&pk) else {
-            self.io.counters.misses += 1;
-            self.io.upcall(b, in_port, tun, &pk, UpcallKind::Miss);
-            self.io.pool.free(b);
-            return;
-        };
+        let mut found: [Option<FlowRef>; BURST] = [None; BURST];
+        let mut miss = [0u8; BURST];
+        let mut misses = 0;
+        for i in 0..n {
+            if !live[i] {
+                continue;
+            }
+            match self.emc_lookup(i) {
+                Some(fr) => found[i] = Some(fr),
+                None => {
+                    miss[misses] = i as u8;
+                    misses += 1;
+                }
+            }
+        }
+
+        // Stage 3: signature-match cache, in three passes (bucket, candidate, verify).
+        if misses > 0 {
+            if let Some(smc) = &self.smc {
+                for &i in &miss[..misses] {
+                    smc.prefetch(self.keys[i as usize].hash);
+                }
+                let mut cand = [u32::MAX; BURST];
+                for (j, &i) in miss[..misses].iter().enumerate() {
+                    if let Some(slot) = smc.lookup(self.keys[i as usize].hash) {
+                        cand[j] = slot;
+                        self.cache.prefetch_slot(slot);
+                    }
+                }
+                let mut still = 0;
+                for j in 0..misses {
+                    let i = miss[j] as usize;
+                    let hit = if cand[j] == u32::MAX {
+                        None
+                    } else {
+                        self.cache.verify_slot(cand[j], &self.keys[i]).filter(|fr| {
+                            self.cache
+                                .get(*fr)
+                                .is_some_and(|e| e.version >= self.version)
+                        })
+                    };
+                    match hit {
+                        Some(fr) => {
+                            self.io.counters.smc_hits += 1;
+                            found[i] = Some(fr);
+                            let pk = self.keys[i];
+                            self.maybe_emc_insert(&pk, fr);
+                        }
+                        None => {
+                            miss[still] = i as u8;
+                            still += 1;
+                        }
+                    }
+                }
+                misses = still;
+            }
+        }
+
+        // Stage 4: the megaflow classifier for what is left.
+        for &i in &miss[..misses] {
+            let pk = self.keys[i as usize];
+            found[i as usize] = self.classify(&pk);
+        }
+
+        // Stage 5: actions (or upcall), in arrival order.
+        for i in 0..n {
+            if !live[i] {
+                continue;
+            }
+            let pk = self.keys[i];
+            match found[i] {
+                Some(fr) => self.run_flow(bufs[i], in_port, &pk, fr, 0),
+                None => {
+                    self.io.counters.misses += 1;
+                    self.io
+                        .upcall(bufs[i], in_port, None, &pk, UpcallKind::Miss);
+                    self.io.pool.free(bufs[i]);
+                }
+            }
+        }
+        n
+    }
+
+    /// Exact-match cache lookup for batch slot `i`, validated (live entry, current version).
+    #[inline(always)]
+    fn emc_lookup(&mut self, i: usize) -> Option<FlowRef> {
+        let fr = self.emc.lookup(&self.keys[i])?;
+        let e = self.cache.get(fr)?;
+        if e.version >= self.version {
+            self.io.counters.emc_hits += 1;
+            Some(fr)
+        } else {
+            self.io.counters.stale_hits += 1;
+            None
+        }
+    }
+
+    /// Counts a megaflow hit and runs its actions on buffer `b` (recirculating tunnel pops).
+    #[inline(always)]
+    fn run_flow(&mut self, b: u32, in_port: PortNo, pk: &PacketKey, fr: FlowRef, depth: u8) {
         let len = self.io.pool.get(b).len() as u64;
         let now = self.io.now_ms;
         let outcome = match self.cache.get_mut(fr) {
@@ -540,10 +652,11 @@ impl Worker {
                 e.packets += 1;
                 e.bytes += len;
                 e.used = now;
-                self.io.execute(b, in_port, &pk, &e.actions)
+                self.io.execute(b, in_port, pk, &e.actions)
             }
             None => {
-                // Cannot happen: lookup validated the handle. Count rather than panic.
+                // Cannot happen: the handle was validated in this burst and caches change only
+                // between bursts. Count rather than panic.
                 self.io.counters.drop(DropReason::ActionFailed);
                 self.io.pool.free(b);
                 Outcome::Done
@@ -556,6 +669,29 @@ impl Worker {
                 self.io.pool.free(b);
             } else {
                 self.process(b, port, Some(&meta), depth + 1);
+            }
+        }
+    }
+
+    /// Extract, look up, execute (or upcall) one packet: the path of recirculated and
+    /// re-injected packets (a received burst takes the batch path of `poll_port`).
+    fn process(&mut self, b: u32, in_port: PortNo, tun: Option<&TunnelMeta>, depth: u8) {
+        let mut pk = self.scratch;
+        match extract(self.io.pool.get(b).data(), in_port, tun, &mut pk) {
+            Ok(info) => self.io.counters.malformed_l3 += info.malformed as u64,
+            Err(r) => {
+                self.io.counters.drop(r);
+                self.io.pool.free(b);
+                return;
+            }
+        }
+        self.scratch = pk;
+        match self.lookup(&pk) {
+            Some(fr) => self.run_flow(b, in_port, &pk, fr, depth),
+            None => {
+                self.io.counters.misses += 1;
+                self.io.upcall(b, in_port, tun, &pk, UpcallKind::Miss);
+                self.io.pool.free(b);
             }
         }
     }
@@ -586,6 +722,12 @@ impl Worker {
                 }
             }
         }
+        self.classify(pk)
+    }
+
+    /// The megaflow classifier (tuple-space search); on a hit the SMC and EMC learn the flow.
+    #[inline]
+    fn classify(&mut self, pk: &PacketKey) -> Option<FlowRef> {
         let fr = self.cache.lookup(&pk.key)?;
         if self
             .cache
@@ -725,9 +867,15 @@ impl Worker {
                 });
             }
             Command::ReportStats => {
-                let flows = self.cache.iter().map(|e| (e.id, e.packets, e.bytes, e.used)).collect();
+                let flows = self
+                    .cache
+                    .iter()
+                    .map(|e| (e.id, e.packets, e.bytes, e.used))
+                    .collect();
                 let worker = self.io.id;
-                self.io.pending_events.push_back(Event::Stats { worker, flows });
+                self.io
+                    .pending_events
+                    .push_back(Event::Stats { worker, flows });
             }
             Command::Sync(seq) => {
                 self.publish();
@@ -756,12 +904,13 @@ impl Worker {
             self.io.pool.free(b);
             return;
         }
-        let mut pk = PacketKey::default();
+        let mut pk = self.scratch;
         if let Err(r) = extract(self.io.pool.get(b).data(), in_port, tun.as_ref(), &mut pk) {
             self.io.counters.drop(r);
             self.io.pool.free(b);
             return;
         }
+        self.scratch = pk;
         if let Outcome::Recirc { port, meta } = self.io.execute(b, in_port, &pk, actions) {
             self.io.counters.recirculations += 1;
             self.process(b, port, Some(&meta), 1);

@@ -125,6 +125,16 @@ impl Emc {
         self.len == 0
     }
 
+    /// Prefetches both candidate positions of `hash` (a batch stage ahead of [`Emc::lookup`]).
+    #[inline(always)]
+    pub fn prefetch(&self, hash: u32) {
+        for i in self.positions(hash) {
+            if let Some(e) = self.entries.get(i) {
+                crate::key::prefetch(e);
+            }
+        }
+    }
+
     #[inline(always)]
     fn positions(&self, hash: u32) -> [usize; 2] {
         [

@@ -401,6 +401,20 @@ fn hash_finish(h: u64) -> u32 {
     (h >> 32) as u32
 }
 
+/// Hints the CPU to bring the cache line holding `r` into L1. A no-op off x86_64. The worker
+/// calls this a stage ahead for a whole batch, so memory latency overlaps instead of adding up.
+#[inline(always)]
+pub fn prefetch<T>(r: &T) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use core::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+        // SAFETY: a prefetch is only a hint; it never faults and `r` is a valid reference.
+        unsafe { _mm_prefetch::<_MM_HINT_T0>((r as *const T).cast::<i8>()) }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = r;
+}
+
 /// Converts six MAC bytes into the key's integer form.
 #[inline(always)]
 pub fn mac_to_u64(b: &[u8; 6]) -> u64 {

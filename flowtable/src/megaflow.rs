@@ -408,7 +408,14 @@ impl MegaflowCache {
     /// holds an entry whose match selects `pk.key`. Never allocates.
     #[inline]
     pub fn lookup_smc(&self, smc: &Smc, pk: &PacketKey) -> Option<FlowRef> {
-        let slot = smc.lookup(pk.hash)?;
+        self.verify_slot(smc.lookup(pk.hash)?, pk)
+    }
+
+    /// The SMC's verification step alone: a handle on `slot` when it holds an entry whose
+    /// match selects `pk.key`. (The worker looks candidates up for a whole batch, prefetches
+    /// them with [`MegaflowCache::prefetch_slot`], then verifies.)
+    #[inline(always)]
+    pub fn verify_slot(&self, slot: u32, pk: &PacketKey) -> Option<FlowRef> {
         let md = self.meta.get(slot as usize)?;
         let e = self.entries.get(slot as usize)?.as_ref()?;
         let sub = self.subtable_of(md.mask_id)?;
@@ -416,6 +423,19 @@ impl MegaflowCache {
             Some(FlowRef { slot, gen: md.gen })
         } else {
             None
+        }
+    }
+
+    /// Prefetches what verifying or running slot `slot` touches: its metadata, the entry's
+    /// counters and actions pointer, and the first words of its match.
+    #[inline(always)]
+    pub fn prefetch_slot(&self, slot: u32) {
+        if let Some(md) = self.meta.get(slot as usize) {
+            crate::key::prefetch(md);
+        }
+        if let Some(Some(e)) = self.entries.get(slot as usize) {
+            crate::key::prefetch(e);
+            crate::key::prefetch(e.m.key());
         }
     }
 

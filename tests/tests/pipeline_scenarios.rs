@@ -7,7 +7,9 @@ use strato_control::controller::{start, Running};
 use strato_control::demo;
 use strato_datapath::port::{FrameRing, MemPort, Port, PortKind};
 use strato_datapath::stats::DropReason;
-use strato_datapath::worker::{Command, IdlePolicy, Notifier, Worker, WorkerChannels, WorkerConfig};
+use strato_datapath::worker::{
+    Command, IdlePolicy, Notifier, Worker, WorkerChannels, WorkerConfig,
+};
 use strato_flowtable::key::{mac_to_u64, Field};
 use strato_flowtable::pipeline::{Action, OfPort, Pipeline, PortEnv, RuleFilter};
 use strato_flowtable::{DpAction, Match};
@@ -45,7 +47,11 @@ impl Switch {
         let mut ports = Vec::new();
         for i in 1..=n {
             let (r, t) = (FrameRing::new(4096), FrameRing::new(4096));
-            ports.push(Port::new(i, format!("p{i}"), PortKind::Memory(MemPort::rings(r.clone(), t.clone()))));
+            ports.push(Port::new(
+                i,
+                format!("p{i}"),
+                PortKind::Memory(MemPort::rings(r.clone(), t.clone())),
+            ));
             rx.push(r);
             tx.push(t);
         }
@@ -108,7 +114,8 @@ fn l2_pipeline() -> Pipeline {
     let mut p = Pipeline::default();
     for port in 1..=3u32 {
         let m = Match::default().with(Field::EthDst, mac_to_u64(&mac(port as u8)) as u128);
-        p.add_apply(0, 100, m, vec![Action::Output(OfPort::Port(port))]).unwrap();
+        p.add_apply(0, 100, m, vec![Action::Output(OfPort::Port(port))])
+            .unwrap();
     }
     p
 }
@@ -131,13 +138,22 @@ fn misses_are_installed_and_no_packet_is_lost() {
     assert_eq!(c.rx_packets, 400);
     assert_eq!(c.total_drops(), 0, "{c:?}");
     // Every packet either hit a cache or went up and was re-injected.
-    assert_eq!(c.emc_hits + c.smc_hits + c.megaflow_hits + c.misses + c.stale_hits, 400);
+    assert_eq!(
+        c.emc_hits + c.smc_hits + c.megaflow_hits + c.misses + c.stale_hits,
+        400
+    );
     assert_eq!(c.executed, c.upcalls);
     // The megaflows consult in_port and dl_dst only (the rules' mask): two megaflows.
     let flows = sw.run.handle.dump_flows().unwrap();
     assert_eq!(flows[0].1.len(), 2, "{:?}", flows[0].1);
     for f in &flows[0].1 {
-        assert_eq!(*f.m.mask(), *Match::default().with(Field::InPort, 0xffff_ffff).with(Field::EthDst, (1u128 << 48) - 1).mask());
+        assert_eq!(
+            *f.m.mask(),
+            *Match::default()
+                .with(Field::InPort, 0xffff_ffff)
+                .with(Field::EthDst, (1u128 << 48) - 1)
+                .mask()
+        );
     }
     // Second round: all hits, no upcalls.
     let before = sw.counters();
@@ -147,7 +163,11 @@ fn misses_are_installed_and_no_packet_is_lost() {
     assert_eq!(sw.collect(2, 20).len(), 20);
     let after = sw.counters();
     assert_eq!(after.upcalls, before.upcalls, "no upcalls once cached");
-    assert_eq!(after.emc_hits - before.emc_hits + after.smc_hits - before.smc_hits + after.megaflow_hits - before.megaflow_hits, 20);
+    assert_eq!(
+        after.emc_hits - before.emc_hits + after.smc_hits - before.smc_hits + after.megaflow_hits
+            - before.megaflow_hits,
+        20
+    );
 }
 
 #[test]
@@ -161,16 +181,32 @@ fn exact_match_cache_hit_deltas() {
     assert_eq!(sw.collect(2, 1).len(), 1);
     let c1 = sw.counters();
     // First packet after install: classifier hit, inserted into the EMC (insert probability 1).
-    assert_eq!((c1.megaflow_hits - c0.megaflow_hits, c1.emc_hits - c0.emc_hits), (1, 0));
+    assert_eq!(
+        (
+            c1.megaflow_hits - c0.megaflow_hits,
+            c1.emc_hits - c0.emc_hits
+        ),
+        (1, 0)
+    );
     sw.inject(1, &udp(1, 2, 7));
     assert_eq!(sw.collect(2, 1).len(), 1);
     let c2 = sw.counters();
-    assert_eq!((c2.emc_hits - c1.emc_hits, c2.megaflow_hits - c1.megaflow_hits, c2.upcalls - c1.upcalls), (1, 0, 0));
+    assert_eq!(
+        (
+            c2.emc_hits - c1.emc_hits,
+            c2.megaflow_hits - c1.megaflow_hits,
+            c2.upcalls - c1.upcalls
+        ),
+        (1, 0, 0)
+    );
     // Another flow of the same megaflow (other source port): SMC/EMC miss, classifier hit.
     sw.inject(1, &udp(1, 2, 8));
     assert_eq!(sw.collect(2, 1).len(), 1);
     let c3 = sw.counters();
-    assert_eq!((c3.megaflow_hits - c2.megaflow_hits, c3.upcalls - c2.upcalls), (1, 0));
+    assert_eq!(
+        (c3.megaflow_hits - c2.megaflow_hits, c3.upcalls - c2.upcalls),
+        (1, 0)
+    );
 }
 
 #[test]
@@ -185,14 +221,19 @@ fn rule_change_then_barrier_redirects_every_later_packet() {
         .handle
         .update(|p, _| {
             let m = Match::default().with(Field::EthDst, mac_to_u64(&mac(2)) as u128);
-            p.add_apply(0, 200, m, vec![Action::Output(OfPort::Port(3))]).unwrap();
+            p.add_apply(0, 200, m, vec![Action::Output(OfPort::Port(3))])
+                .unwrap();
         })
         .unwrap();
     for _ in 0..50 {
         sw.inject(1, &udp(1, 2, 5));
     }
     let out = sw.settle();
-    assert_eq!(out[1].len(), 0, "no packet after the barrier may use the old megaflow");
+    assert_eq!(
+        out[1].len(),
+        0,
+        "no packet after the barrier may use the old megaflow"
+    );
     assert_eq!(out[2].len(), 50);
     // Deleting the rule brings the old behaviour back.
     sw.run
@@ -208,7 +249,10 @@ fn rule_change_then_barrier_redirects_every_later_packet() {
     let out = sw.settle();
     assert_eq!((out[1].len(), out[2].len()), (10, 0));
     let st = sw.run.handle.call(|c| c.stats()).unwrap();
-    assert!(st.revalidations >= 2 && st.revalidated_updates + st.revalidated_deletes >= 1, "{st:?}");
+    assert!(
+        st.revalidations >= 2 && st.revalidated_updates + st.revalidated_deletes >= 1,
+        "{st:?}"
+    );
 }
 
 #[test]
@@ -233,7 +277,8 @@ fn revalidation_under_continuous_traffic_never_uses_a_stale_megaflow() {
         .handle
         .update(|p, _| {
             let m = Match::default().with(Field::EthDst, mac_to_u64(&mac(2)) as u128);
-            p.add_apply(0, 200, m, vec![Action::Output(OfPort::Port(3))]).unwrap();
+            p.add_apply(0, 200, m, vec![Action::Output(OfPort::Port(3))])
+                .unwrap();
         })
         .unwrap();
     // Everything still queued in port 2's output was decided before the barrier; drop it.
@@ -243,21 +288,33 @@ fn revalidation_under_continuous_traffic_never_uses_a_stale_megaflow() {
     let sent = sender.join().unwrap();
     let out = sw.settle();
     assert!(before_barrier > 0, "traffic flowed before the change");
-    assert_eq!(out[1].len(), 0, "a packet left by the old port after the barrier");
+    assert_eq!(
+        out[1].len(),
+        0,
+        "a packet left by the old port after the barrier"
+    );
     assert!(out[2].len() > 0);
-    assert_eq!(before_barrier as u64 + out[2].len() as u64, sent, "nothing lost");
+    assert_eq!(
+        before_barrier as u64 + out[2].len() as u64,
+        sent,
+        "nothing lost"
+    );
 }
 
 #[test]
 fn flood_uses_split_horizon() {
     let mut p = Pipeline::default();
-    p.add_apply(0, 0, Match::default(), vec![Action::Output(OfPort::Flood)]).unwrap();
+    p.add_apply(0, 0, Match::default(), vec![Action::Output(OfPort::Flood)])
+        .unwrap();
     let sw = Switch::new(p, 4, cfg());
     for _ in 0..5 {
         sw.inject(2, &udp(2, 9, 1));
     }
     let out = sw.settle();
-    assert_eq!(out.iter().map(Vec::len).collect::<Vec<_>>(), vec![5, 0, 5, 5]);
+    assert_eq!(
+        out.iter().map(Vec::len).collect::<Vec<_>>(),
+        vec![5, 0, 5, 5]
+    );
     let c = sw.counters();
     assert_eq!(c.total_drops(), 0);
 }
@@ -266,7 +323,13 @@ fn flood_uses_split_horizon() {
 fn bad_frames_are_counted_and_never_stop_the_worker() {
     let mut p = Pipeline::default();
     // Plain L2: everything from port 1 to port 2.
-    p.add_apply(0, 0, Match::default().with(Field::InPort, 1), vec![Action::Output(OfPort::Port(2))]).unwrap();
+    p.add_apply(
+        0,
+        0,
+        Match::default().with(Field::InPort, 1),
+        vec![Action::Output(OfPort::Port(2))],
+    )
+    .unwrap();
     let sw = Switch::new(p, 2, cfg());
     sw.inject(1, &[0u8; 10]); // truncated Ethernet
     sw.inject(1, &vec![0u8; 3000]); // larger than a buffer
@@ -304,7 +367,10 @@ fn two_hosts_two_tenants_over_vxlan() {
         assert_eq!(w.total_drops(), 0, "{w:?}");
         assert!(w.recirculations >= 40, "{w:?}");
         let underlay = ports.iter().find(|p| p.0 == demo::UNDERLAY).unwrap();
-        assert_eq!(underlay.2.tx_packets, 40, "each host encapsulates its VMs' 40 frames");
+        assert_eq!(
+            underlay.2.tx_packets, 40,
+            "each host encapsulates its VMs' 40 frames"
+        );
         assert_eq!(underlay.2.rx_packets, 40);
     }
 }
@@ -312,11 +378,19 @@ fn two_hosts_two_tenants_over_vxlan() {
 /// Drives a worker inline (no threads) to check queue-full behaviour and frame accounting.
 #[test]
 fn full_upcall_queue_is_counted_and_buffers_balance() {
-    let cfg = WorkerConfig { upcall_queue: 4, idle: IdlePolicy::BusyPoll, ..WorkerConfig::default() };
+    let cfg = WorkerConfig {
+        upcall_queue: 4,
+        idle: IdlePolicy::BusyPoll,
+        ..WorkerConfig::default()
+    };
     let ch = WorkerChannels::new(&cfg, Arc::new(Notifier::default()));
     let mut w = Worker::new(cfg.clone(), ch.clone());
     let (rx, tx) = (FrameRing::new(64), FrameRing::new(64));
-    w.add_port(Port::new(1, "p1", PortKind::Memory(MemPort::rings(rx.clone(), tx.clone()))));
+    w.add_port(Port::new(
+        1,
+        "p1",
+        PortKind::Memory(MemPort::rings(rx.clone(), tx.clone())),
+    ));
     for i in 0..10 {
         rx.push(&udp(1, 2, i)).unwrap();
     }
@@ -324,12 +398,35 @@ fn full_upcall_queue_is_counted_and_buffers_balance() {
     let c = w.counters().clone();
     assert_eq!(c.upcalls, 4);
     assert_eq!(c.dropped(DropReason::UpcallQueueFull), 6);
-    assert_eq!(w.free_buffers(), cfg.buffers, "every buffer back in the pool");
+    assert_eq!(
+        w.free_buffers(),
+        cfg.buffers,
+        "every buffer back in the pool"
+    );
     // The controller side: answer one upcall by installing a drop megaflow and re-injecting.
     let u = ch.upcalls.pop().unwrap();
-    let m = Match::new(u.key.key, *Match::default().with(Field::InPort, 0xffff_ffff).mask());
-    ch.cmds.push(Command::Install { id: 1, m, actions: vec![DpAction::Output(1)].into(), version: 0 }).ok().unwrap();
-    ch.cmds.push(Command::Execute { in_port: 1, tun: None, frame: u.frame, actions: vec![DpAction::Output(1)].into() }).ok().unwrap();
+    let m = Match::new(
+        u.key.key,
+        *Match::default().with(Field::InPort, 0xffff_ffff).mask(),
+    );
+    ch.cmds
+        .push(Command::Install {
+            id: 1,
+            m,
+            actions: vec![DpAction::Output(1)].into(),
+            version: 0,
+        })
+        .ok()
+        .unwrap();
+    ch.cmds
+        .push(Command::Execute {
+            in_port: 1,
+            tun: None,
+            frame: u.frame,
+            actions: vec![DpAction::Output(1)].into(),
+        })
+        .ok()
+        .unwrap();
     w.poll_once();
     assert_eq!(tx.len(), 1, "re-injected packet sent");
     rx.push(&udp(1, 2, 99)).unwrap();
@@ -338,7 +435,13 @@ fn full_upcall_queue_is_counted_and_buffers_balance() {
     assert_eq!(w.free_buffers(), cfg.buffers);
     // Stale entries are never used: a version bump without a verdict makes the entry a miss.
     let before = w.counters().clone();
-    ch.cmds.push(Command::Revalidate { version: 1, ops: vec![] }).ok().unwrap();
+    ch.cmds
+        .push(Command::Revalidate {
+            version: 1,
+            ops: vec![],
+        })
+        .ok()
+        .unwrap();
     rx.push(&udp(1, 2, 99)).unwrap();
     w.poll_once();
     let after = w.counters().clone();
@@ -351,7 +454,12 @@ fn rule_counters_follow_traffic_and_idle_rules_expire() {
     use strato_flowtable::pipeline::{AddOptions, Instructions, RuleSpec};
     let mut p = Pipeline::default();
     let m = Match::default().with(Field::EthDst, mac_to_u64(&mac(2)) as u128);
-    let mut spec = RuleSpec::new(0, m, 100, Instructions::apply(vec![Action::Output(OfPort::Port(2))]));
+    let mut spec = RuleSpec::new(
+        0,
+        m,
+        100,
+        Instructions::apply(vec![Action::Output(OfPort::Port(2))]),
+    );
     spec.idle_timeout = 1;
     let id = p.add(spec, AddOptions::default(), 0).unwrap().id;
     let sw = Switch::new(p, 2, cfg());
@@ -363,7 +471,12 @@ fn rule_counters_follow_traffic_and_idle_rules_expire() {
     let t = Instant::now();
     let mut credited = 0;
     while t.elapsed() < Duration::from_secs(4) {
-        credited = sw.run.handle.call(move |c| c.pipeline().get(id).map(|r| r.packets)).unwrap().unwrap_or(0);
+        credited = sw
+            .run
+            .handle
+            .call(move |c| c.pipeline().get(id).map(|r| r.packets))
+            .unwrap()
+            .unwrap_or(0);
         if credited >= 30 {
             break;
         }
@@ -382,5 +495,9 @@ fn rule_counters_follow_traffic_and_idle_rules_expire() {
     sw.inject(1, &udp(1, 2, 3));
     let out = sw.settle();
     assert_eq!(out[1].len(), 0);
-    assert!(sw.run.handle.call(move |c| c.pipeline().get(id).is_none()).unwrap());
+    assert!(sw
+        .run
+        .handle
+        .call(move |c| c.pipeline().get(id).is_none())
+        .unwrap());
 }
