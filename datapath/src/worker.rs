@@ -323,6 +323,28 @@ impl WorkerChannels {
     }
 }
 
+/// Where the packets of a batch came from.
+#[derive(Clone, Copy)]
+enum Ingress<'a> {
+    /// All received on one port.
+    Port(PortNo),
+    /// Recirculated after a tunnel pop: per packet, the tunnel port and outer metadata.
+    Recirc {
+        ports: &'a [PortNo],
+        tuns: &'a [TunnelMeta],
+    },
+}
+
+impl<'a> Ingress<'a> {
+    #[inline(always)]
+    fn of(&self, i: usize) -> (PortNo, Option<&'a TunnelMeta>) {
+        match *self {
+            Ingress::Port(p) => (p, None),
+            Ingress::Recirc { ports, tuns } => (ports[i], Some(&tuns[i])),
+        }
+    }
+}
+
 /// What executing an action list left to do.
 enum Outcome {
     Done,
@@ -347,16 +369,12 @@ struct Io {
 pub struct Worker {
     cfg: WorkerConfig,
     io: Io,
-    emc: Emc,
-    smc: Option<Smc>,
-    cache: MegaflowCache,
+    c: Caches,
     /// Keys of the current burst (kept between bursts: the extractor relies on words outside
     /// a key's map being zero, which a previous extraction guarantees, so nothing is zeroed).
     keys: Box<[PacketKey; BURST]>,
     /// Key of the packet on the per-packet path.
     scratch: PacketKey,
-    version: u64,
-    rng: u32,
     loops: u64,
     start: Instant,
     stopped: bool,
@@ -378,13 +396,16 @@ impl Worker {
                 pending_events: VecDeque::new(),
                 now_ms: 0,
             },
-            emc: Emc::new(cfg.emc_entries),
-            smc,
-            cache: MegaflowCache::new(cfg.megaflow_capacity),
+            c: Caches {
+                emc: Emc::new(cfg.emc_entries),
+                smc,
+                cache: MegaflowCache::new(cfg.megaflow_capacity),
+                version: 0,
+                rng: 0x9e37_79b9 ^ cfg.id as u32,
+                emc_insert_inv_prob: cfg.emc_insert_inv_prob,
+            },
             keys: Box::new([PacketKey::default(); BURST]),
             scratch: PacketKey::default(),
-            version: 0,
-            rng: 0x9e37_79b9 ^ cfg.id as u32,
             loops: 0,
             start: Instant::now(),
             stopped: false,
@@ -418,12 +439,12 @@ impl Worker {
 
     /// The megaflow cache (read-only).
     pub fn cache(&self) -> &MegaflowCache {
-        &self.cache
+        &self.c.cache
     }
 
     /// Current pipeline version.
     pub fn version(&self) -> u64 {
-        self.version
+        self.c.version
     }
 
     /// Free buffers in the pool (frame accounting: equals the pool size when idle).
@@ -470,7 +491,7 @@ impl Worker {
             self.io.now_ms = self.start.elapsed().as_millis() as u64;
         }
         if self.loops & 0x3fff == 0 {
-            self.cache.rank();
+            self.c.cache.rank();
             self.publish();
         }
         let mut work = self.apply_commands();
@@ -518,14 +539,24 @@ impl Worker {
         }
         c.rx_packets += n as u64;
         c.busy_loops += 1;
+        self.process_batch(&bufs[..n], Ingress::Port(in_port), 0);
+        n
+    }
 
+    /// Runs up to [`BURST`] packets through the stages (see [`Worker::poll_port`]). Tunnel pops
+    /// are collected and go through the stages again as one batch (recirculation), up to
+    /// [`MAX_RECIRC`] deep.
+    #[inline]
+    fn process_batch(&mut self, bufs: &[u32], ingress: Ingress, depth: u8) {
+        let n = bufs.len();
         // Stage 1: keys. A frame that does not extract is dropped here.
         let mut live = [false; BURST];
         for i in 0..n {
+            let (in_port, tun) = ingress.of(i);
             match extract(
                 self.io.pool.get(bufs[i]).data(),
                 in_port,
-                None,
+                tun,
                 &mut self.keys[i],
             ) {
                 Ok(info) => {
@@ -542,7 +573,7 @@ impl Worker {
         // Stage 2: exact-match cache.
         for i in 0..n {
             if live[i] {
-                self.emc.prefetch(self.keys[i].hash);
+                self.c.emc.prefetch(self.keys[i].hash);
             }
         }
         let mut found: [Option<FlowRef>; BURST] = [None; BURST];
@@ -552,7 +583,7 @@ impl Worker {
             if !live[i] {
                 continue;
             }
-            match self.emc_lookup(i) {
+            match self.c.emc_lookup(&self.keys[i], &mut self.io.counters) {
                 Some(fr) => found[i] = Some(fr),
                 None => {
                     miss[misses] = i as u8;
@@ -563,7 +594,7 @@ impl Worker {
 
         // Stage 3: signature-match cache, in three passes (bucket, candidate, verify).
         if misses > 0 {
-            if let Some(smc) = &self.smc {
+            if let Some(smc) = &self.c.smc {
                 for &i in &miss[..misses] {
                     smc.prefetch(self.keys[i as usize].hash);
                 }
@@ -571,7 +602,7 @@ impl Worker {
                 for (j, &i) in miss[..misses].iter().enumerate() {
                     if let Some(slot) = smc.lookup(self.keys[i as usize].hash) {
                         cand[j] = slot;
-                        self.cache.prefetch_slot(slot);
+                        self.c.cache.prefetch_slot(slot);
                     }
                 }
                 let mut still = 0;
@@ -580,18 +611,21 @@ impl Worker {
                     let hit = if cand[j] == u32::MAX {
                         None
                     } else {
-                        self.cache.verify_slot(cand[j], &self.keys[i]).filter(|fr| {
-                            self.cache
-                                .get(*fr)
-                                .is_some_and(|e| e.version >= self.version)
-                        })
+                        self.c
+                            .cache
+                            .verify_slot(cand[j], &self.keys[i])
+                            .filter(|fr| {
+                                self.c
+                                    .cache
+                                    .get(*fr)
+                                    .is_some_and(|e| e.version >= self.c.version)
+                            })
                     };
                     match hit {
                         Some(fr) => {
                             self.io.counters.smc_hits += 1;
                             found[i] = Some(fr);
-                            let pk = self.keys[i];
-                            self.maybe_emc_insert(&pk, fr);
+                            self.c.maybe_emc_insert(&self.keys[i], fr);
                         }
                         None => {
                             miss[still] = i as u8;
@@ -605,49 +639,74 @@ impl Worker {
 
         // Stage 4: the megaflow classifier for what is left.
         for &i in &miss[..misses] {
-            let pk = self.keys[i as usize];
-            found[i as usize] = self.classify(&pk);
+            found[i as usize] = self
+                .c
+                .classify(&self.keys[i as usize], &mut self.io.counters);
         }
 
-        // Stage 5: actions (or upcall), in arrival order.
+        // Prefetch each hit's action list (its entry line is warm from the lookup).
+        for fr in found[..n].iter().flatten() {
+            self.c.cache.prefetch_actions(*fr);
+        }
+
+        // Stage 5: actions (or upcall), in arrival order. Tunnel pops are gathered.
+        let mut rbufs = [0u32; BURST];
+        let mut rports = [0 as PortNo; BURST];
+        let mut rmeta = [TunnelMeta::default(); BURST];
+        let mut nr = 0;
         for i in 0..n {
             if !live[i] {
                 continue;
             }
-            let pk = self.keys[i];
+            let (in_port, tun) = ingress.of(i);
             match found[i] {
-                Some(fr) => self.run_flow(bufs[i], in_port, &pk, fr, 0),
+                Some(fr) => {
+                    if let Outcome::Recirc { port, meta } =
+                        self.run_flow(bufs[i], in_port, Some(i), fr)
+                    {
+                        rbufs[nr] = bufs[i];
+                        rports[nr] = port;
+                        rmeta[nr] = meta;
+                        nr += 1;
+                    }
+                }
                 None => {
                     self.io.counters.misses += 1;
                     self.io
-                        .upcall(bufs[i], in_port, None, &pk, UpcallKind::Miss);
+                        .upcall(bufs[i], in_port, tun, &self.keys[i], UpcallKind::Miss);
                     self.io.pool.free(bufs[i]);
                 }
             }
         }
-        n
-    }
-
-    /// Exact-match cache lookup for batch slot `i`, validated (live entry, current version).
-    #[inline(always)]
-    fn emc_lookup(&mut self, i: usize) -> Option<FlowRef> {
-        let fr = self.emc.lookup(&self.keys[i])?;
-        let e = self.cache.get(fr)?;
-        if e.version >= self.version {
-            self.io.counters.emc_hits += 1;
-            Some(fr)
-        } else {
-            self.io.counters.stale_hits += 1;
-            None
+        if nr > 0 {
+            self.io.counters.recirculations += nr as u64;
+            if depth + 1 >= MAX_RECIRC {
+                self.io.counters.drop_n(DropReason::RecircLimit, nr as u64);
+                for &b in &rbufs[..nr] {
+                    self.io.pool.free(b);
+                }
+            } else {
+                let ingress = Ingress::Recirc {
+                    ports: &rports[..nr],
+                    tuns: &rmeta[..nr],
+                };
+                self.process_batch(&rbufs[..nr], ingress, depth + 1);
+            }
         }
     }
 
-    /// Counts a megaflow hit and runs its actions on buffer `b` (recirculating tunnel pops).
+    /// Counts a megaflow hit and runs its actions on buffer `b`. `slot`: the key's batch
+    /// slot, or `None` for the per-packet path's scratch key. A tunnel pop is returned for
+    /// the caller to recirculate.
     #[inline(always)]
-    fn run_flow(&mut self, b: u32, in_port: PortNo, pk: &PacketKey, fr: FlowRef, depth: u8) {
+    fn run_flow(&mut self, b: u32, in_port: PortNo, slot: Option<usize>, fr: FlowRef) -> Outcome {
+        let pk = match slot {
+            Some(i) => &self.keys[i],
+            None => &self.scratch,
+        };
         let len = self.io.pool.get(b).len() as u64;
         let now = self.io.now_ms;
-        let outcome = match self.cache.get_mut(fr) {
+        match self.c.cache.get_mut(fr) {
             Some(e) => {
                 e.packets += 1;
                 e.bytes += len;
@@ -661,15 +720,17 @@ impl Worker {
                 self.io.pool.free(b);
                 Outcome::Done
             }
-        };
-        if let Outcome::Recirc { port, meta } = outcome {
-            self.io.counters.recirculations += 1;
-            if depth + 1 >= MAX_RECIRC {
-                self.io.counters.drop(DropReason::RecircLimit);
-                self.io.pool.free(b);
-            } else {
-                self.process(b, port, Some(&meta), depth + 1);
-            }
+        }
+    }
+
+    /// Recirculates one packet on the per-packet path (bounded depth).
+    fn recirculate(&mut self, b: u32, port: PortNo, meta: &TunnelMeta, depth: u8) {
+        self.io.counters.recirculations += 1;
+        if depth + 1 >= MAX_RECIRC {
+            self.io.counters.drop(DropReason::RecircLimit);
+            self.io.pool.free(b);
+        } else {
+            self.process(b, port, Some(meta), depth + 1);
         }
     }
 
@@ -686,79 +747,19 @@ impl Worker {
             }
         }
         self.scratch = pk;
-        match self.lookup(&pk) {
-            Some(fr) => self.run_flow(b, in_port, &pk, fr, depth),
+        match self.c.lookup(&self.scratch, &mut self.io.counters) {
+            Some(fr) => {
+                if let Outcome::Recirc { port, meta } = self.run_flow(b, in_port, None, fr) {
+                    self.recirculate(b, port, &meta, depth);
+                }
+            }
             None => {
                 self.io.counters.misses += 1;
-                self.io.upcall(b, in_port, tun, &pk, UpcallKind::Miss);
+                self.io
+                    .upcall(b, in_port, tun, &self.scratch, UpcallKind::Miss);
                 self.io.pool.free(b);
             }
         }
-    }
-
-    /// EMC, then SMC, then the classifier. Stale (older-version) entries are misses.
-    #[inline(always)]
-    fn lookup(&mut self, pk: &PacketKey) -> Option<FlowRef> {
-        if let Some(fr) = self.emc.lookup(pk) {
-            if let Some(e) = self.cache.get(fr) {
-                if e.version >= self.version {
-                    self.io.counters.emc_hits += 1;
-                    return Some(fr);
-                }
-                self.io.counters.stale_hits += 1;
-                return None;
-            }
-        }
-        if let Some(smc) = &self.smc {
-            if let Some(fr) = self.cache.lookup_smc(smc, pk) {
-                if self
-                    .cache
-                    .get(fr)
-                    .is_some_and(|e| e.version >= self.version)
-                {
-                    self.io.counters.smc_hits += 1;
-                    self.maybe_emc_insert(pk, fr);
-                    return Some(fr);
-                }
-            }
-        }
-        self.classify(pk)
-    }
-
-    /// The megaflow classifier (tuple-space search); on a hit the SMC and EMC learn the flow.
-    #[inline]
-    fn classify(&mut self, pk: &PacketKey) -> Option<FlowRef> {
-        let fr = self.cache.lookup(&pk.key)?;
-        if self
-            .cache
-            .get(fr)
-            .is_some_and(|e| e.version >= self.version)
-        {
-            self.io.counters.megaflow_hits += 1;
-            if let Some(smc) = &mut self.smc {
-                smc.insert(pk.hash, fr.slot);
-            }
-            self.maybe_emc_insert(pk, fr);
-            Some(fr)
-        } else {
-            self.io.counters.stale_hits += 1;
-            None
-        }
-    }
-
-    #[inline(always)]
-    fn maybe_emc_insert(&mut self, pk: &PacketKey, fr: FlowRef) {
-        let p = self.cfg.emc_insert_inv_prob;
-        if p > 1 {
-            // xorshift32: cheap, deterministic per worker.
-            self.rng ^= self.rng << 13;
-            self.rng ^= self.rng >> 17;
-            self.rng ^= self.rng << 5;
-            if self.rng % p != 0 {
-                return;
-            }
-        }
-        self.emc.insert(pk, fr);
     }
 
     fn apply_commands(&mut self) -> usize {
@@ -798,7 +799,7 @@ impl Worker {
                 m,
                 actions,
                 version,
-            } => match self.cache.insert(id, m, actions, version, self.io.now_ms) {
+            } => match self.c.cache.insert(id, m, actions, version, self.io.now_ms) {
                 Insert::Inserted {
                     evicted: Some(old), ..
                 } => {
@@ -813,25 +814,25 @@ impl Worker {
                 for (id, op) in ops {
                     match op {
                         RevalOp::Keep => {
-                            self.cache.update(id, None, version);
+                            self.c.cache.update(id, None, version);
                         }
                         RevalOp::Update(a) => {
-                            self.cache.update(id, Some(a), version);
+                            self.c.cache.update(id, Some(a), version);
                         }
                         RevalOp::Delete => {
-                            self.cache.remove(id);
+                            self.c.cache.remove(id);
                         }
                     }
                 }
-                self.version = self.version.max(version);
+                self.c.version = self.c.version.max(version);
             }
             Command::Remove(id) => {
-                self.cache.remove(id);
+                self.c.cache.remove(id);
             }
             Command::FlushCaches => {
-                self.cache.clear();
-                self.emc.clear();
-                if let Some(s) = &mut self.smc {
+                self.c.cache.clear();
+                self.c.emc.clear();
+                if let Some(s) = &mut self.c.smc {
                     s.clear();
                 }
             }
@@ -847,6 +848,7 @@ impl Worker {
             }
             Command::DumpFlows => {
                 let flows = self
+                    .c
                     .cache
                     .iter()
                     .map(|e| DpFlowInfo {
@@ -868,6 +870,7 @@ impl Worker {
             }
             Command::ReportStats => {
                 let flows = self
+                    .c
                     .cache
                     .iter()
                     .map(|e| (e.id, e.packets, e.bytes, e.used))
@@ -912,10 +915,102 @@ impl Worker {
         }
         self.scratch = pk;
         if let Outcome::Recirc { port, meta } = self.io.execute(b, in_port, &pk, actions) {
-            self.io.counters.recirculations += 1;
-            self.process(b, port, Some(&meta), 1);
+            self.recirculate(b, port, &meta, 0);
         }
         self.io.flush_all();
+    }
+}
+
+/// A worker's flow caches and the version they answer for.
+struct Caches {
+    emc: Emc,
+    smc: Option<Smc>,
+    cache: MegaflowCache,
+    version: u64,
+    rng: u32,
+    emc_insert_inv_prob: u32,
+}
+
+impl Caches {
+    /// Exact-match cache lookup, validated (live entry, current version).
+    #[inline(always)]
+    fn emc_lookup(&self, pk: &PacketKey, c: &mut WorkerCounters) -> Option<FlowRef> {
+        let fr = self.emc.lookup(pk)?;
+        let e = self.cache.get(fr)?;
+        if e.version >= self.version {
+            c.emc_hits += 1;
+            Some(fr)
+        } else {
+            c.stale_hits += 1;
+            None
+        }
+    }
+
+    /// EMC, then SMC, then the classifier. Stale (older-version) entries are misses.
+    #[inline]
+    fn lookup(&mut self, pk: &PacketKey, c: &mut WorkerCounters) -> Option<FlowRef> {
+        if let Some(fr) = self.emc.lookup(pk) {
+            if let Some(e) = self.cache.get(fr) {
+                if e.version >= self.version {
+                    c.emc_hits += 1;
+                    return Some(fr);
+                }
+                c.stale_hits += 1;
+                return None;
+            }
+        }
+        if let Some(smc) = &self.smc {
+            if let Some(fr) = self.cache.lookup_smc(smc, pk) {
+                if self
+                    .cache
+                    .get(fr)
+                    .is_some_and(|e| e.version >= self.version)
+                {
+                    c.smc_hits += 1;
+                    self.maybe_emc_insert(pk, fr);
+                    return Some(fr);
+                }
+            }
+        }
+        self.classify(pk, c)
+    }
+
+    /// The megaflow classifier (tuple-space search); on a hit the SMC and EMC learn the flow.
+    #[inline]
+    fn classify(&mut self, pk: &PacketKey, c: &mut WorkerCounters) -> Option<FlowRef> {
+        let fr = self.cache.lookup(&pk.key)?;
+        if self
+            .cache
+            .get(fr)
+            .is_some_and(|e| e.version >= self.version)
+        {
+            c.megaflow_hits += 1;
+            if let Some(smc) = &mut self.smc {
+                smc.insert(pk.hash, fr.slot);
+            }
+            self.maybe_emc_insert(pk, fr);
+            Some(fr)
+        } else {
+            c.stale_hits += 1;
+            None
+        }
+    }
+
+    /// Inserts into the EMC with probability 1 / `emc_insert_inv_prob` (Open vSwitch's
+    /// defence against EMC thrashing).
+    #[inline(always)]
+    fn maybe_emc_insert(&mut self, pk: &PacketKey, fr: FlowRef) {
+        let p = self.emc_insert_inv_prob;
+        if p > 1 {
+            // xorshift32: cheap, deterministic per worker.
+            self.rng ^= self.rng << 13;
+            self.rng ^= self.rng >> 17;
+            self.rng ^= self.rng << 5;
+            if self.rng % p != 0 {
+                return;
+            }
+        }
+        self.emc.insert(pk, fr);
     }
 }
 
@@ -995,9 +1090,26 @@ impl Io {
         c
     }
 
-    /// Runs an action list on buffer `b` (consumed unless a recirculation is returned).
-    #[inline]
+    /// Runs an action list on buffer `b` (consumed unless a recirculation is returned). The
+    /// commonest list, a single output, takes a short path.
+    #[inline(always)]
     fn execute(
+        &mut self,
+        b: u32,
+        in_port: PortNo,
+        pk: &PacketKey,
+        actions: &[DpAction],
+    ) -> Outcome {
+        if let [DpAction::Output(p)] = actions {
+            self.send(*p, b);
+            return Outcome::Done;
+        }
+        self.execute_list(b, in_port, pk, actions)
+    }
+
+    /// The general action-list interpreter behind [`Io::execute`].
+    #[inline(never)]
+    fn execute_list(
         &mut self,
         b: u32,
         in_port: PortNo,
@@ -1068,8 +1180,7 @@ impl Io {
                         cookie: *cookie,
                         table: *table,
                     };
-                    let tun = tun_of(pk);
-                    self.upcall(b, in_port, tun.as_ref(), pk, kind);
+                    self.userspace(b, in_port, pk, kind);
                 }
             }
         }
@@ -1085,6 +1196,15 @@ impl Io {
         self.counters.drop(r);
         self.pool.free(b);
         Outcome::Done
+    }
+
+    /// A `Userspace` action: a copy goes up with the tunnel metadata the key holds. Cold and
+    /// out of line so the action loop does not pay for reading tunnel fields.
+    #[cold]
+    #[inline(never)]
+    fn userspace(&mut self, b: u32, in_port: PortNo, pk: &PacketKey, kind: UpcallKind) {
+        let tun = tun_of(pk);
+        self.upcall(b, in_port, tun.as_ref(), pk, kind);
     }
 
     /// Copies buffer `b` into an upcall (the buffer stays with the caller).

@@ -426,6 +426,16 @@ impl MegaflowCache {
         }
     }
 
+    /// Prefetches the action list of the entry a handle names.
+    #[inline(always)]
+    pub fn prefetch_actions(&self, r: FlowRef) {
+        if let Some(Some(e)) = self.entries.get(r.slot as usize) {
+            if let Some(a) = e.actions.first() {
+                crate::key::prefetch(a);
+            }
+        }
+    }
+
     /// Prefetches what verifying or running slot `slot` touches: its metadata, the entry's
     /// counters and actions pointer, and the first words of its match.
     #[inline(always)]
