@@ -1091,7 +1091,7 @@ impl Io {
     }
 
     /// Runs an action list on buffer `b` (consumed unless a recirculation is returned). The
-    /// commonest list, a single output, takes a short path.
+    /// commonest lists, a single output and a lone tunnel pop, take a short path.
     #[inline(always)]
     fn execute(
         &mut self,
@@ -1100,9 +1100,18 @@ impl Io {
         pk: &PacketKey,
         actions: &[DpAction],
     ) -> Outcome {
-        if let [DpAction::Output(p)] = actions {
-            self.send(*p, b);
-            return Outcome::Done;
+        match actions {
+            [DpAction::Output(p)] => {
+                self.send(*p, b);
+                return Outcome::Done;
+            }
+            [DpAction::TunnelPop { port }] => {
+                return match exec::tunnel_pop(self.pool.get_mut(b), VXLAN_PORT) {
+                    Ok(meta) => Outcome::Recirc { port: *port, meta },
+                    Err(r) => self.fail(b, r),
+                };
+            }
+            _ => {}
         }
         self.execute_list(b, in_port, pk, actions)
     }
