@@ -325,24 +325,12 @@ impl WorkerChannels {
 
 /// Where the packets of a batch came from.
 #[derive(Clone, Copy)]
-enum Ingress<'a> {
+enum Ingress {
     /// All received on one port.
     Port(PortNo),
-    /// Recirculated after a tunnel pop: per packet, the tunnel port and outer metadata.
-    Recirc {
-        ports: &'a [PortNo],
-        tuns: &'a [TunnelMeta],
-    },
-}
-
-impl<'a> Ingress<'a> {
-    #[inline(always)]
-    fn of(&self, i: usize) -> (PortNo, Option<&'a TunnelMeta>) {
-        match *self {
-            Ingress::Port(p) => (p, None),
-            Ingress::Recirc { ports, tuns } => (ports[i], Some(&tuns[i])),
-        }
-    }
+    /// Recirculated after a tunnel pop at this depth: per packet, the tunnel port and outer
+    /// metadata are in the worker's `rports[level]` / `rmeta[level]`.
+    Recirc(usize),
 }
 
 /// What executing an action list left to do.
@@ -375,6 +363,10 @@ pub struct Worker {
     keys: Box<[PacketKey; BURST]>,
     /// Key of the packet on the per-packet path.
     scratch: PacketKey,
+    /// Per recirculation level: the tunnel port and outer metadata of each gathered packet
+    /// (kept here, not on the stack, so a burst without tunnels pays nothing for them).
+    rports: Box<[[PortNo; BURST]; MAX_RECIRC as usize]>,
+    rmeta: Box<[[TunnelMeta; BURST]; MAX_RECIRC as usize]>,
     loops: u64,
     start: Instant,
     stopped: bool,
@@ -406,6 +398,8 @@ impl Worker {
             },
             keys: Box::new([PacketKey::default(); BURST]),
             scratch: PacketKey::default(),
+            rports: Box::new([[0; BURST]; MAX_RECIRC as usize]),
+            rmeta: Box::new([[TunnelMeta::default(); BURST]; MAX_RECIRC as usize]),
             loops: 0,
             start: Instant::now(),
             stopped: false,
@@ -552,7 +546,10 @@ impl Worker {
         // Stage 1: keys. A frame that does not extract is dropped here.
         let mut live = [false; BURST];
         for i in 0..n {
-            let (in_port, tun) = ingress.of(i);
+            let (in_port, tun) = match ingress {
+                Ingress::Port(p) => (p, None),
+                Ingress::Recirc(l) => (self.rports[l][i], Some(&self.rmeta[l][i])),
+            };
             match extract(
                 self.io.pool.get(bufs[i]).data(),
                 in_port,
@@ -651,22 +648,28 @@ impl Worker {
 
         // Stage 5: actions (or upcall), in arrival order. Tunnel pops are gathered.
         let mut rbufs = [0u32; BURST];
-        let mut rports = [0 as PortNo; BURST];
-        let mut rmeta = [TunnelMeta::default(); BURST];
         let mut nr = 0;
+        let level = depth as usize;
         for i in 0..n {
             if !live[i] {
                 continue;
             }
-            let (in_port, tun) = ingress.of(i);
+            let (in_port, tun) = match ingress {
+                Ingress::Port(p) => (p, None),
+                Ingress::Recirc(l) => (self.rports[l][i], Some(&self.rmeta[l][i])),
+            };
             match found[i] {
                 Some(fr) => {
                     if let Outcome::Recirc { port, meta } =
                         self.run_flow(bufs[i], in_port, Some(i), fr)
                     {
                         rbufs[nr] = bufs[i];
-                        rports[nr] = port;
-                        rmeta[nr] = meta;
+                        if let (Some(p), Some(m)) =
+                            (self.rports.get_mut(level), self.rmeta.get_mut(level))
+                        {
+                            p[nr] = port;
+                            m[nr] = meta;
+                        }
                         nr += 1;
                     }
                 }
@@ -686,11 +689,7 @@ impl Worker {
                     self.io.pool.free(b);
                 }
             } else {
-                let ingress = Ingress::Recirc {
-                    ports: &rports[..nr],
-                    tuns: &rmeta[..nr],
-                };
-                self.process_batch(&rbufs[..nr], ingress, depth + 1);
+                self.process_batch(&rbufs[..nr], Ingress::Recirc(level), depth + 1);
             }
         }
     }
