@@ -214,22 +214,7 @@ impl Controller {
     pub fn counters(&self) -> (WorkerCounters, Vec<(PortNo, String, PortCounters)>) {
         let mut sum = WorkerCounters::default();
         for w in &self.workers {
-            let c = w.ch.stats.load();
-            sum.rx_packets += c.rx_packets;
-            sum.emc_hits += c.emc_hits;
-            sum.smc_hits += c.smc_hits;
-            sum.megaflow_hits += c.megaflow_hits;
-            sum.misses += c.misses;
-            sum.upcalls += c.upcalls;
-            sum.stale_hits += c.stale_hits;
-            sum.recirculations += c.recirculations;
-            sum.malformed_l3 += c.malformed_l3;
-            sum.executed += c.executed;
-            sum.commands += c.commands;
-            sum.busy_loops += c.busy_loops;
-            for (a, b) in sum.drops.iter_mut().zip(c.drops) {
-                *a += b;
-            }
+            sum.add(&w.ch.stats.load());
         }
         let mut ports: Vec<_> = self
             .ports

@@ -117,6 +117,50 @@ impl WorkerCounters {
     pub fn total_drops(&self) -> u64 {
         self.drops.iter().sum()
     }
+
+    /// Adds another worker's counters to these (totals over workers).
+    pub fn add(&mut self, o: &WorkerCounters) {
+        let (a, b) = (self.scalars(), o.scalars());
+        *self = WorkerCounters::from_parts(
+            std::array::from_fn(|i| a[i] + b[i]),
+            std::array::from_fn(|i| self.drops[i] + o.drops[i]),
+        );
+    }
+
+    fn scalars(&self) -> [u64; SCALARS] {
+        [
+            self.rx_packets,
+            self.emc_hits,
+            self.smc_hits,
+            self.megaflow_hits,
+            self.misses,
+            self.upcalls,
+            self.stale_hits,
+            self.recirculations,
+            self.malformed_l3,
+            self.executed,
+            self.commands,
+            self.busy_loops,
+        ]
+    }
+
+    fn from_parts(s: [u64; SCALARS], drops: [u64; DropReason::COUNT]) -> WorkerCounters {
+        WorkerCounters {
+            rx_packets: s[0],
+            emc_hits: s[1],
+            smc_hits: s[2],
+            megaflow_hits: s[3],
+            misses: s[4],
+            upcalls: s[5],
+            stale_hits: s[6],
+            recirculations: s[7],
+            malformed_l3: s[8],
+            executed: s[9],
+            commands: s[10],
+            busy_loops: s[11],
+            drops,
+        }
+    }
 }
 
 /// One port's counters.
@@ -152,26 +196,9 @@ impl Default for SharedWorkerStats {
 }
 
 impl SharedWorkerStats {
-    fn scalars_of(c: &WorkerCounters) -> [u64; SCALARS] {
-        [
-            c.rx_packets,
-            c.emc_hits,
-            c.smc_hits,
-            c.megaflow_hits,
-            c.misses,
-            c.upcalls,
-            c.stale_hits,
-            c.recirculations,
-            c.malformed_l3,
-            c.executed,
-            c.commands,
-            c.busy_loops,
-        ]
-    }
-
     /// Publishes a snapshot (the worker calls this between bursts).
     pub fn publish(&self, c: &WorkerCounters) {
-        for (a, v) in self.scalars.iter().zip(Self::scalars_of(c)) {
+        for (a, v) in self.scalars.iter().zip(c.scalars()) {
             a.store(v, Relaxed);
         }
         for (a, v) in self.drops.iter().zip(c.drops) {
@@ -181,22 +208,10 @@ impl SharedWorkerStats {
 
     /// Reads the last published snapshot.
     pub fn load(&self) -> WorkerCounters {
-        let s: [u64; SCALARS] = std::array::from_fn(|i| self.scalars[i].load(Relaxed));
-        WorkerCounters {
-            rx_packets: s[0],
-            emc_hits: s[1],
-            smc_hits: s[2],
-            megaflow_hits: s[3],
-            misses: s[4],
-            upcalls: s[5],
-            stale_hits: s[6],
-            recirculations: s[7],
-            malformed_l3: s[8],
-            executed: s[9],
-            commands: s[10],
-            busy_loops: s[11],
-            drops: std::array::from_fn(|i| self.drops[i].load(Relaxed)),
-        }
+        WorkerCounters::from_parts(
+            std::array::from_fn(|i| self.scalars[i].load(Relaxed)),
+            std::array::from_fn(|i| self.drops[i].load(Relaxed)),
+        )
     }
 }
 
@@ -249,6 +264,9 @@ mod tests {
         s.publish(&c);
         assert_eq!(s.load(), c);
         assert_eq!(c.total_drops(), 5);
+        let mut t = c.clone();
+        t.add(&c);
+        assert_eq!((t.rx_packets, t.busy_loops, t.dropped(DropReason::TxFull), t.total_drops()), (14, 6, 2, 10));
         let p = PortCounters {
             rx_packets: 1,
             rx_bytes: 2,

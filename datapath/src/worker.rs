@@ -1104,12 +1104,7 @@ impl Io {
                 self.send(*p, b);
                 return Outcome::Done;
             }
-            [DpAction::TunnelPop { port }] => {
-                return match exec::tunnel_pop(self.pool.get_mut(b), VXLAN_PORT) {
-                    Ok(meta) => Outcome::Recirc { port: *port, meta },
-                    Err(r) => self.fail(b, r),
-                };
-            }
+            [DpAction::TunnelPop { port }] => return self.tunnel_pop(b, *port),
             _ => {}
         }
         self.execute_list(b, in_port, pk, actions)
@@ -1169,12 +1164,7 @@ impl Io {
                         return self.fail(b, r);
                     }
                 }
-                DpAction::TunnelPop { port } => {
-                    return match exec::tunnel_pop(self.pool.get_mut(b), VXLAN_PORT) {
-                        Ok(meta) => Outcome::Recirc { port: *port, meta },
-                        Err(r) => self.fail(b, r),
-                    };
-                }
+                DpAction::TunnelPop { port } => return self.tunnel_pop(b, *port),
                 DpAction::Userspace {
                     reason,
                     max_len,
@@ -1197,6 +1187,15 @@ impl Io {
         }
         self.pool.free(b);
         Outcome::Done
+    }
+
+    /// Decapsulates `b` for recirculation as arriving on tunnel port `port`.
+    #[inline(always)]
+    fn tunnel_pop(&mut self, b: u32, port: PortNo) -> Outcome {
+        match exec::tunnel_pop(self.pool.get_mut(b), VXLAN_PORT) {
+            Ok(meta) => Outcome::Recirc { port, meta },
+            Err(r) => self.fail(b, r),
+        }
     }
 
     #[inline(always)]
