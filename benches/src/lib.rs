@@ -223,7 +223,7 @@ fn build_worker(sc: &Scenario) -> Result<(Worker, Arc<WorkerChannels>), BenchErr
     for (i, (m, actions)) in sc.megaflows.iter().enumerate() {
         let mut cmd = Command::Install {
             id: i as u64 + 1,
-            m: *m,
+            m: Box::new(*m),
             actions: actions.clone().into(),
             version: 0,
         };

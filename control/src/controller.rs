@@ -407,7 +407,7 @@ impl Controller {
                         u.worker,
                         Command::Install {
                             id,
-                            m: x.megaflow,
+                            m: Box::new(x.megaflow),
                             actions: x.actions.clone().into(),
                             version,
                         },

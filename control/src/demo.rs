@@ -69,6 +69,9 @@ pub struct Lab {
     pub hosts: [Host; 2],
 }
 
+/// One host's worker counters and its ports' counters (number, name, counters).
+pub type HostCounters = (WorkerCounters, Vec<(u32, String, PortCounters)>);
+
 /// What one direction of VM traffic achieved.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Delivery {
@@ -270,9 +273,7 @@ impl Lab {
     }
 
     /// Per-host worker counters and per-port counters (synchronised snapshot).
-    pub fn counters(
-        &self,
-    ) -> Result<Vec<(WorkerCounters, Vec<(u32, String, PortCounters)>)>, ControlError> {
+    pub fn counters(&self) -> Result<Vec<HostCounters>, ControlError> {
         let mut out = Vec::new();
         for h in &self.hosts {
             h.switch.handle.sync()?;

@@ -191,14 +191,20 @@ impl Buf {
 
 /// A worker's buffers, named by index, with a free list.
 pub struct BufPool {
-    bufs: Vec<Box<Buf>>,
+    bufs: Vec<Buf>,
     free: Vec<u32>,
 }
 
 impl BufPool {
     /// A pool of `n` buffers (allocated now, never again).
     pub fn new(n: usize) -> BufPool {
-        let bufs: Vec<Box<Buf>> = (0..n).map(|_| Buf::new()).collect();
+        let bufs: Vec<Buf> = (0..n)
+            .map(|_| Buf {
+                head: HEADROOM as u16,
+                len: 0,
+                data: [0; BUF_SIZE],
+            })
+            .collect();
         let free = (0..n as u32).rev().collect();
         BufPool { bufs, free }
     }

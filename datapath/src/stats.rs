@@ -255,9 +255,11 @@ mod tests {
         names.sort();
         names.dedup();
         assert_eq!(names.len(), DropReason::COUNT);
-        let mut c = WorkerCounters::default();
-        c.rx_packets = 7;
-        c.busy_loops = 3;
+        let mut c = WorkerCounters {
+            rx_packets: 7,
+            busy_loops: 3,
+            ..Default::default()
+        };
         c.drop(DropReason::TxFull);
         c.drop_n(DropReason::Policy, 4);
         let s = SharedWorkerStats::default();
@@ -266,7 +268,15 @@ mod tests {
         assert_eq!(c.total_drops(), 5);
         let mut t = c.clone();
         t.add(&c);
-        assert_eq!((t.rx_packets, t.busy_loops, t.dropped(DropReason::TxFull), t.total_drops()), (14, 6, 2, 10));
+        assert_eq!(
+            (
+                t.rx_packets,
+                t.busy_loops,
+                t.dropped(DropReason::TxFull),
+                t.total_drops()
+            ),
+            (14, 6, 2, 10)
+        );
         let p = PortCounters {
             rx_packets: 1,
             rx_bytes: 2,

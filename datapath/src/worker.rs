@@ -123,8 +123,8 @@ pub enum Command {
     Install {
         /// Controller-assigned id.
         id: MegaflowId,
-        /// The megaflow.
-        m: Match,
+        /// The megaflow (boxed: a match is 384 bytes and commands sit in a bounded queue).
+        m: Box<Match>,
         /// Its actions.
         actions: Box<[DpAction]>,
         /// Pipeline version it was translated against.
@@ -568,10 +568,8 @@ impl Worker {
         }
 
         // Stage 2: exact-match cache.
-        for i in 0..n {
-            if live[i] {
-                self.c.emc.prefetch(self.keys[i].hash);
-            }
+        for (k, _) in self.keys.iter().zip(&live[..n]).filter(|(_, l)| **l) {
+            self.c.emc.prefetch(k.hash);
         }
         let mut found: [Option<FlowRef>; BURST] = [None; BURST];
         let mut miss = [0u8; BURST];
@@ -798,7 +796,11 @@ impl Worker {
                 m,
                 actions,
                 version,
-            } => match self.c.cache.insert(id, m, actions, version, self.io.now_ms) {
+            } => match self
+                .c
+                .cache
+                .insert(id, *m, actions, version, self.io.now_ms)
+            {
                 Insert::Inserted {
                     evicted: Some(old), ..
                 } => {
@@ -1005,7 +1007,7 @@ impl Caches {
             self.rng ^= self.rng << 13;
             self.rng ^= self.rng >> 17;
             self.rng ^= self.rng << 5;
-            if self.rng % p != 0 {
+            if !self.rng.is_multiple_of(p) {
                 return;
             }
         }

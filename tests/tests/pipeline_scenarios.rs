@@ -293,7 +293,7 @@ fn revalidation_under_continuous_traffic_never_uses_a_stale_megaflow() {
         0,
         "a packet left by the old port after the barrier"
     );
-    assert!(out[2].len() > 0);
+    assert!(!out[2].is_empty());
     assert_eq!(
         before_barrier as u64 + out[2].len() as u64,
         sent,
@@ -412,7 +412,7 @@ fn full_upcall_queue_is_counted_and_buffers_balance() {
     ch.cmds
         .push(Command::Install {
             id: 1,
-            m,
+            m: Box::new(m),
             actions: vec![DpAction::Output(1)].into(),
             version: 0,
         })
