@@ -38,10 +38,16 @@ struct Switch {
 
 impl Switch {
     fn new(p: Pipeline, n: u32, cfg: WorkerConfig) -> Switch {
+        Switch::with_env(p, n, cfg, |_| {})
+    }
+
+    /// `n` ring ports, plus whatever `more` adds to the port environment (tunnels).
+    fn with_env(p: Pipeline, n: u32, cfg: WorkerConfig, more: impl FnOnce(&mut PortEnv)) -> Switch {
         let mut env = PortEnv::default();
         for i in 1..=n {
             env.add_port(i, true, true);
         }
+        more(&mut env);
         let run = start(p, env, vec![cfg]).unwrap();
         let (mut rx, mut tx) = (Vec::new(), Vec::new());
         let mut ports = Vec::new();
@@ -500,4 +506,78 @@ fn rule_counters_follow_traffic_and_idle_rules_expire() {
         .handle
         .call(move |c| c.pipeline().get(id).is_none())
         .unwrap());
+}
+
+/// A VXLAN frame from 192.168.100.2 to the local VTEP 192.168.100.1 (UDP checksum set, as
+/// Linux sends it), with chosen flags and destination port.
+fn vxlan(inner: &[u8], vni: u32, flags: u8, dport: u16) -> Vec<u8> {
+    let b = etherparse::PacketBuilder::ethernet2([2, 0, 0, 0, 0xee, 2], [2, 0, 0, 0, 0xee, 1])
+        .ipv4([192, 168, 100, 2], [192, 168, 100, 1], 64)
+        .udp(50_000, dport);
+    let mut payload = vec![flags, 0, 0, 0];
+    payload.extend_from_slice(&(vni << 8).to_be_bytes());
+    payload.extend_from_slice(inner);
+    let mut v = Vec::new();
+    b.write(&mut v, &payload).unwrap();
+    v
+}
+
+#[test]
+fn vxlan_bad_input_is_counted_or_switched_as_plain_l2() {
+    use strato_flowtable::pipeline::TunnelPortCfg;
+    // Port 1: a VM. Port 2: the underlay. Port 3: where plain (non-tunnel) underlay traffic goes.
+    let mut p = Pipeline::default();
+    let from_tunnel = Match::default()
+        .with(Field::InPort, 10)
+        .with(Field::TunId, 5001);
+    p.add_apply(0, 100, from_tunnel, vec![Action::Output(OfPort::Port(1))])
+        .unwrap();
+    p.add_apply(
+        0,
+        10,
+        Match::default().with(Field::InPort, 2),
+        vec![Action::Output(OfPort::Port(3))],
+    )
+    .unwrap();
+    let sw = Switch::with_env(p, 3, cfg(), |env| {
+        env.add_tunnel(TunnelPortCfg::new(
+            10,
+            2,
+            "192.168.100.1".parse().unwrap(),
+            [2, 0, 0, 0, 0xee, 1],
+        ));
+    });
+    let inner = udp(5, 6, 77);
+    sw.inject(2, &vxlan(&inner, 5001, 0x08, 4789)); // good
+    sw.inject(2, &vxlan(&inner, 5001, 0x00, 4789)); // I flag missing
+    let mut bad_csum = vxlan(&inner, 5001, 0x08, 4789);
+    let last = bad_csum.len() - 1;
+    bad_csum[last] ^= 0xff; // payload byte changed: UDP checksum no longer matches
+    sw.inject(2, &bad_csum);
+    let mut bad_ip = vxlan(&inner, 5001, 0x08, 4789);
+    bad_ip[24] ^= 0x01; // outer IPv4 header checksum broken
+    sw.inject(2, &bad_ip);
+    sw.inject(2, &vxlan(&inner, 5001, 0x08, 4790)); // not VXLAN's port: plain L2
+    sw.inject(2, &vxlan(&inner, 7777, 0x08, 4789)); // unknown VNI: decapsulated, no rule: dropped
+    let out = sw.settle();
+    assert_eq!(
+        out[0],
+        vec![inner.clone()],
+        "only the good frame reaches the VM, decapsulated"
+    );
+    assert_eq!(
+        out[2].len(),
+        1,
+        "the frame to port 4790 is switched as plain L2"
+    );
+    let c = sw.counters();
+    assert_eq!(c.dropped(DropReason::VxlanBadFlags), 1);
+    assert_eq!(c.dropped(DropReason::TunnelBadUdp), 1);
+    assert_eq!(c.dropped(DropReason::TunnelBadIp), 1);
+    assert_eq!(
+        c.dropped(DropReason::Policy),
+        1,
+        "unknown VNI hits the table-miss drop"
+    );
+    assert_eq!(c.total_drops(), 4, "{c:?}");
 }
