@@ -93,6 +93,8 @@ pub struct ControllerStats {
     pub evictions: u64,
     /// Rules removed by idle or hard timeouts.
     pub expired: u64,
+    /// Ports that went down by themselves.
+    pub ports_down: u64,
 }
 
 /// A closure run on the controller thread.
@@ -459,6 +461,18 @@ impl Controller {
                 self.stats_pending = self.stats_pending.saturating_sub(1);
                 if self.stats_pending == 0 {
                     self.expire();
+                }
+            }
+            Event::PortDown {
+                worker,
+                port,
+                reason,
+            } => {
+                tracing::warn!(worker, port, %reason, "port went down");
+                self.stats.ports_down += 1;
+                if let Some(p) = self.env.ports.get_mut(&port) {
+                    p.up = false;
+                    self.revalidate();
                 }
             }
             Event::PortRemoved { .. } => {}

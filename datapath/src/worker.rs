@@ -214,6 +214,15 @@ pub enum Event {
         /// Counters per megaflow.
         flows: Vec<(MegaflowId, u64, u64, u64)>,
     },
+    /// A port went down by itself (its interface disappeared, a fatal I/O error).
+    PortDown {
+        /// Worker.
+        worker: usize,
+        /// Port.
+        port: PortNo,
+        /// Why.
+        reason: String,
+    },
     /// A port removed by [`Command::DelPort`] (released off the worker thread).
     PortRemoved {
         /// Worker.
@@ -493,6 +502,7 @@ impl Worker {
             work += self.poll_port(pi);
         }
         self.io.flush_all();
+        self.io.report_down_ports();
         self.io.flush_events();
         if self.io.notify {
             self.io.notify = false;
@@ -1258,6 +1268,26 @@ impl Io {
                 if refused > 0 {
                     self.counters.drop_n(DropReason::TxFull, refused as u64);
                 }
+            }
+        }
+    }
+
+    /// Queues a [`Event::PortDown`] for every port that went down by itself since last time.
+    #[inline]
+    fn report_down_ports(&mut self) {
+        for p in &mut self.ports {
+            if p.down_pending {
+                p.down_pending = false;
+                let reason = p
+                    .down_reason
+                    .as_ref()
+                    .map(|e| e.0.clone())
+                    .unwrap_or_default();
+                self.pending_events.push_back(Event::PortDown {
+                    worker: self.id,
+                    port: p.no,
+                    reason,
+                });
             }
         }
     }

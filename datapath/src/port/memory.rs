@@ -1,27 +1,11 @@
-//! Ports a worker polls. Today: memory ports (rings of frames) for tests and the benchmark;
-//! AF_XDP and tap ports join the [`PortKind`] enum later (enum dispatch: no `dyn` on the hot
-//! path).
-//!
-//! Contract:
-//! - `rx_burst` moves up to [`BURST`] frames into pool buffers and returns their indices; a frame
-//!   that does not fit a buffer is counted (`Oversize`) and dropped; an empty pool stops the
-//!   burst (`NoBuffer` is counted by the worker).
-//! - `send` queues a buffer for transmission; `flush` hands queued buffers to the port once per
-//!   burst (one "syscall-equivalent" per burst) and returns every buffer to the pool. A frame the
-//!   port cannot take is counted (`TxFull`), never blocks.
-//! - Memory ports never allocate after creation: a [`FrameRing`] recycles fixed frame slots
-//!   through a free queue; a replay source copies prebuilt frames.
+//! Memory ports: rings of frames between threads (tests, the demo) and replay sources with
+//! counting sinks (the benchmark). They never allocate after creation: a [`FrameRing`]
+//! recycles fixed frame slots through a free queue; a replay source copies prebuilt frames.
 
+use super::{RxBurst, BURST};
 use crate::buf::{BufPool, MAX_FRAME};
-use crate::stats::{PortCounters, SharedPortStats};
 use crossbeam::queue::ArrayQueue;
 use std::sync::Arc;
-use strato_flowtable::PortNo;
-
-/// Frames per receive burst (as Open vSwitch and VPP).
-pub const BURST: usize = 32;
-/// Buffers a port may hold queued for transmit before it must flush.
-pub const TX_QUEUE: usize = 2 * BURST;
 
 /// A fixed frame slot (memory ports and upcalls carry these, recycled, never reallocated).
 pub struct Frame {
@@ -197,6 +181,83 @@ impl MemPort {
         }
     }
 
+    /// Receives up to `BURST` frames into pool buffers (the [`super::PortKind`] contract).
+    #[inline]
+    pub fn rx_burst(&mut self, pool: &mut BufPool, out: &mut [u32; BURST]) -> RxBurst {
+        let mut r = RxBurst::default();
+        match &mut self.source {
+            MemSource::None => {}
+            MemSource::Ring(ring) => {
+                while r.n < BURST {
+                    // Check for a buffer first so a frame is never taken off the ring and then
+                    // lost: it waits in the ring for the next burst instead.
+                    if pool.free_count() == 0 {
+                        r.no_buffer = true;
+                        break;
+                    }
+                    let Some(f) = ring.full.pop() else { break };
+                    let len = f.len as usize;
+                    if len > MAX_FRAME {
+                        r.oversize += 1;
+                    } else if let Some(b) = pool.alloc() {
+                        // Cannot fail: len <= MAX_FRAME was checked above.
+                        let _ = pool.get_mut(b).fill(&f.data[..len]);
+                        out[r.n] = b;
+                        r.n += 1;
+                    }
+                    let _ = ring.free.push(f);
+                }
+            }
+            MemSource::Replay {
+                data,
+                lens,
+                stride,
+                next,
+                remaining,
+            } => {
+                let want = (BURST as u64).min(*remaining) as usize;
+                while r.n < want {
+                    let Some(b) = pool.alloc() else {
+                        r.no_buffer = true;
+                        break;
+                    };
+                    let len = lens[*next] as usize;
+                    let off = *next * *stride;
+                    // Cannot fail: replay frames are built at most MAX_FRAME long.
+                    let _ = pool.get_mut(b).fill(&data[off..off + len]);
+                    out[r.n] = b;
+                    r.n += 1;
+                    *next += 1;
+                    if *next == lens.len() {
+                        *next = 0;
+                    }
+                }
+                *remaining -= r.n as u64;
+            }
+        }
+        r
+    }
+
+    /// Transmits a prefix of `bufs` and returns its length (the [`super::PortKind`] contract):
+    /// a counting sink takes everything; a ring takes what fits.
+    #[inline]
+    pub fn tx(&mut self, pool: &BufPool, bufs: &[u32]) -> usize {
+        match &self.sink {
+            MemSink::Count => bufs.len(),
+            MemSink::Ring(ring) => {
+                for (i, &b) in bufs.iter().enumerate() {
+                    let Some(mut f) = ring.free.pop() else {
+                        return i;
+                    };
+                    f.set(pool.get(b).data());
+                    // Cannot fail: a slot taken from `free` always fits in `full`.
+                    let _ = ring.full.push(f);
+                }
+                bufs.len()
+            }
+        }
+    }
+
     /// Frames a replay source still has to send (0 for other sources).
     pub fn remaining(&self) -> u64 {
         match &self.source {
@@ -213,194 +274,10 @@ impl MemPort {
     }
 }
 
-/// The kinds of port.
-pub enum PortKind {
-    /// In-memory rings (tests, benchmark).
-    Memory(MemPort),
-}
-
-/// Result of one receive burst.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct RxBurst {
-    /// Buffers filled (indices written to the output array).
-    pub n: usize,
-    /// Frames dropped because they did not fit a buffer.
-    pub oversize: u32,
-    /// True when the pool ran out before the port did.
-    pub no_buffer: bool,
-}
-
-/// A port as a worker holds it.
-pub struct Port {
-    /// Datapath port number.
-    pub no: PortNo,
-    /// Name (for `show` and logs).
-    pub name: String,
-    /// The implementation.
-    pub kind: PortKind,
-    /// Operationally up: a down port neither receives nor transmits.
-    pub up: bool,
-    /// Counters (owned by the worker).
-    pub counters: PortCounters,
-    /// Published counters.
-    pub shared: Arc<SharedPortStats>,
-    txq: [u32; TX_QUEUE],
-    txn: usize,
-}
-
-impl Port {
-    /// A new port.
-    pub fn new(no: PortNo, name: impl Into<String>, kind: PortKind) -> Port {
-        Port {
-            no,
-            name: name.into(),
-            kind,
-            up: true,
-            counters: PortCounters::default(),
-            shared: Arc::new(SharedPortStats::default()),
-            txq: [0; TX_QUEUE],
-            txn: 0,
-        }
-    }
-
-    /// Receives up to `BURST` frames into pool buffers.
-    #[inline]
-    pub fn rx_burst(&mut self, pool: &mut BufPool, out: &mut [u32; BURST]) -> RxBurst {
-        let mut r = RxBurst::default();
-        if !self.up {
-            return r;
-        }
-        match &mut self.kind {
-            PortKind::Memory(m) => match &mut m.source {
-                MemSource::None => {}
-                MemSource::Ring(ring) => {
-                    while r.n < BURST {
-                        // Check for a buffer first so a frame is never taken off the ring and
-                        // then lost: it waits in the ring for the next burst instead.
-                        if pool.free_count() == 0 {
-                            r.no_buffer = true;
-                            break;
-                        }
-                        let Some(f) = ring.full.pop() else { break };
-                        let len = f.len as usize;
-                        if len > MAX_FRAME {
-                            r.oversize += 1;
-                        } else if let Some(b) = pool.alloc() {
-                            // Cannot fail: len <= MAX_FRAME was checked above.
-                            let _ = pool.get_mut(b).fill(&f.data[..len]);
-                            self.counters.rx_bytes += len as u64;
-                            out[r.n] = b;
-                            r.n += 1;
-                        }
-                        let _ = ring.free.push(f);
-                    }
-                }
-                MemSource::Replay {
-                    data,
-                    lens,
-                    stride,
-                    next,
-                    remaining,
-                } => {
-                    let want = (BURST as u64).min(*remaining) as usize;
-                    while r.n < want {
-                        let Some(b) = pool.alloc() else {
-                            r.no_buffer = true;
-                            break;
-                        };
-                        let len = lens[*next] as usize;
-                        let off = *next * *stride;
-                        // Cannot fail: replay frames are built at most MAX_FRAME long.
-                        let _ = pool.get_mut(b).fill(&data[off..off + len]);
-                        self.counters.rx_bytes += len as u64;
-                        out[r.n] = b;
-                        r.n += 1;
-                        *next += 1;
-                        if *next == lens.len() {
-                            *next = 0;
-                        }
-                    }
-                    *remaining -= r.n as u64;
-                }
-            },
-        }
-        self.counters.rx_packets += r.n as u64;
-        r
-    }
-
-    /// Queues a buffer for transmission; flushes first when the queue is full. Returns the
-    /// number of frames the port refused (already freed).
-    #[inline(always)]
-    pub fn send(&mut self, pool: &mut BufPool, b: u32) -> u32 {
-        let mut refused = 0;
-        if self.txn == TX_QUEUE {
-            refused = self.flush(pool);
-        }
-        self.txq[self.txn] = b;
-        self.txn += 1;
-        refused
-    }
-
-    /// True when frames are queued.
-    #[inline(always)]
-    pub fn has_pending(&self) -> bool {
-        self.txn != 0
-    }
-
-    /// Transmits every queued buffer and returns them to the pool. Returns the number of frames
-    /// the port refused (counted in `tx_dropped`).
-    #[inline]
-    pub fn flush(&mut self, pool: &mut BufPool) -> u32 {
-        let n = self.txn;
-        self.txn = 0;
-        let mut refused = 0u32;
-        if !self.up {
-            for &b in &self.txq[..n] {
-                pool.free(b);
-            }
-            self.counters.tx_dropped += n as u64;
-            return n as u32;
-        }
-        match &mut self.kind {
-            PortKind::Memory(m) => match &m.sink {
-                MemSink::Count => {
-                    for &b in &self.txq[..n] {
-                        self.counters.tx_bytes += pool.get(b).len() as u64;
-                        pool.free(b);
-                    }
-                    self.counters.tx_packets += n as u64;
-                }
-                MemSink::Ring(ring) => {
-                    for &b in &self.txq[..n] {
-                        let data = pool.get(b).data();
-                        match ring.free.pop() {
-                            Some(mut f) => {
-                                f.set(data);
-                                self.counters.tx_bytes += data.len() as u64;
-                                self.counters.tx_packets += 1;
-                                // Cannot fail: a slot taken from `free` always fits in `full`.
-                                let _ = ring.full.push(f);
-                            }
-                            None => refused += 1,
-                        }
-                        pool.free(b);
-                    }
-                }
-            },
-        }
-        self.counters.tx_dropped += refused as u64;
-        refused
-    }
-
-    /// Publishes counters.
-    pub fn publish(&self) {
-        self.shared.publish(&self.counters);
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::port::{Port, PortKind};
 
     #[test]
     fn ring_roundtrip_and_full() {
