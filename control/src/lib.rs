@@ -3,6 +3,8 @@
 //!
 //! - [`controller`]: the controller thread, its handle, upcall handling, revalidation, barriers.
 //! - [`demo`]: `strato demo`, two hosts with tenants over VXLAN, in memory.
+//! - [`netns`]: namespaces and veth pairs for labs and tests (per-run prefixes, torn down on drop).
 
 pub mod controller;
 pub mod demo;
+pub mod netns;
