@@ -257,19 +257,15 @@ fn run_packets(w: &mut Worker, rx: u32, n: u64) -> Duration {
 }
 
 fn set_remaining(w: &mut Worker, rx: u32, n: u64) {
-    if let Some(p) = w.port_mut(rx) {
-        let PortKind::Memory(m) = &mut p.kind;
+    if let Some(PortKind::Memory(m)) = w.port_mut(rx).map(|p| &mut p.kind) {
         m.set_remaining(n);
     }
 }
 
 fn remaining(w: &mut Worker, rx: u32) -> u64 {
-    match w.port_mut(rx) {
-        Some(p) => {
-            let PortKind::Memory(m) = &p.kind;
-            m.remaining()
-        }
-        None => 0,
+    match w.port_mut(rx).map(|p| &p.kind) {
+        Some(PortKind::Memory(m)) => m.remaining(),
+        _ => 0,
     }
 }
 

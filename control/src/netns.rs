@@ -290,7 +290,10 @@ mod tests {
         // finishes this asynchronously).
         let t = std::time::Instant::now();
         while ip(&["link", "show", &format!("{p}v0")]).is_ok() {
-            assert!(t.elapsed() < std::time::Duration::from_secs(5), "veth outlived its namespace");
+            assert!(
+                t.elapsed() < std::time::Duration::from_secs(5),
+                "veth outlived its namespace"
+            );
             std::thread::sleep(std::time::Duration::from_millis(20));
         }
     }

@@ -330,7 +330,9 @@ mod tests {
         assert_eq!(pool.get(out[2]).data(), &[1; 64]);
         assert_eq!(pool.get(out[3]).data(), &[2; 64]);
         assert_eq!(p.rx_burst(&mut pool, &mut out).n, 0);
-        let PortKind::Memory(m) = &mut p.kind;
+        let PortKind::Memory(m) = &mut p.kind else {
+            unreachable!()
+        };
         m.set_remaining(1);
         assert_eq!(p.rx_burst(&mut pool, &mut out).n, 1);
     }

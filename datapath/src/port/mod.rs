@@ -13,7 +13,9 @@
 //!   and the up/down state (a down port neither receives nor transmits; a fatal error takes a
 //!   port down and is kept in [`Port::down_reason`]).
 
+pub mod afxdp;
 pub mod memory;
+pub mod tap;
 
 pub use memory::{Frame, FrameRing, MemPort, MemSink, MemSource, RingFull};
 
@@ -36,6 +38,10 @@ pub struct PortError(pub String);
 pub enum PortKind {
     /// In-memory rings (tests, benchmark).
     Memory(MemPort),
+    /// An AF_XDP socket on a kernel interface (veths, NICs).
+    AfXdp(Box<afxdp::AfXdpPort>),
+    /// A tap device (a VM's NIC).
+    Tap(tap::TapPort),
 }
 
 /// Result of one receive burst.
@@ -98,6 +104,8 @@ impl Port {
         }
         let mut r = match &mut self.kind {
             PortKind::Memory(m) => m.rx_burst(pool, out),
+            PortKind::AfXdp(x) => x.rx_burst(pool, out),
+            PortKind::Tap(t) => t.rx_burst(pool, out),
         };
         if let Some(e) = r.error.take() {
             self.go_down(e);
@@ -144,6 +152,8 @@ impl Port {
         let sent = if self.up {
             match &mut self.kind {
                 PortKind::Memory(m) => m.tx(pool, &self.txq[..n]),
+                PortKind::AfXdp(x) => x.tx(pool, &self.txq[..n]),
+                PortKind::Tap(t) => t.tx(pool, &self.txq[..n]),
             }
         } else {
             0
