@@ -15,6 +15,7 @@
 //! - Other threads reach the controller through a [`ControllerHandle`]: closures run on the
 //!   controller thread between upcall batches.
 
+use crate::learning::{Learned, Learning, BASE_COOKIE};
 use crossbeam::channel::{self, Receiver, Sender};
 use hashbrown::HashMap;
 use mio::{Events, Poll, Token, Waker};
@@ -95,6 +96,8 @@ pub struct ControllerStats {
     pub expired: u64,
     /// Ports that went down by themselves.
     pub ports_down: u64,
+    /// Frames the learning switch learned from.
+    pub learned_frames: u64,
 }
 
 /// A closure run on the controller thread.
@@ -111,6 +114,7 @@ pub struct Controller {
     packet_ins: VecDeque<PacketIn>,
     notifier: Arc<Notifier>,
     ports: Vec<PortRecord>,
+    learning: Option<Learning>,
     started: Instant,
     stats_pending: usize,
     stop: bool,
@@ -172,6 +176,18 @@ impl Controller {
         let r = f(&mut self.pipeline, &mut self.env);
         self.revalidate();
         r
+    }
+
+    /// Turns the bridge into a MAC-learning switch (fail mode standalone): installs the
+    /// learning rules and learns from their packet-ins from now on.
+    pub fn enable_learning(
+        &mut self,
+        l: Learning,
+    ) -> Result<(), strato_flowtable::pipeline::PipelineError> {
+        l.install_base(&mut self.pipeline)?;
+        self.learning = Some(l);
+        self.revalidate();
+        Ok(())
     }
 
     /// Counters.
@@ -373,6 +389,11 @@ impl Controller {
         let expired = self.pipeline.expire(self.now_ms());
         if !expired.is_empty() {
             self.stats.expired += expired.len() as u64;
+            if let Some(l) = self.learning {
+                if let Err(e) = l.on_expired(&mut self.pipeline, &expired) {
+                    tracing::warn!(%e, "could not remove aged-out learned destinations");
+                }
+            }
             self.revalidate();
         }
     }
@@ -426,6 +447,23 @@ impl Controller {
                     },
                 );
             }
+            UpcallKind::Userspace {
+                cookie: BASE_COOKIE,
+                ..
+            } if self.learning.is_some() => {
+                // The learning switch's copy of a frame from an unknown source: learn it (the
+                // datapath already forwarded the frame itself).
+                self.stats.learned_frames += 1;
+                let now = self.now_ms();
+                if let Some(l) = self.learning {
+                    match l.learn(&mut self.pipeline, u.in_port, u.frame.bytes(), now) {
+                        Ok(Learned::Nothing) => {}
+                        Ok(_) => self.revalidate(),
+                        Err(e) => tracing::warn!(%e, "learning failed"),
+                    }
+                }
+                let _ = self.workers[u.worker].ch.frames.push(u.frame);
+            }
             UpcallKind::Userspace { .. } => {
                 self.stats.packet_ins += 1;
                 self.packet_ins.push_back(PacketIn {
@@ -472,8 +510,11 @@ impl Controller {
                 self.stats.ports_down += 1;
                 if let Some(p) = self.env.ports.get_mut(&port) {
                     p.up = false;
-                    self.revalidate();
                 }
+                if let Some(l) = self.learning {
+                    let _ = l.forget_port(&mut self.pipeline, port);
+                }
+                self.revalidate();
             }
             Event::PortRemoved { .. } => {}
         }
@@ -600,6 +641,7 @@ pub fn start(
         packet_ins: VecDeque::new(),
         notifier,
         ports: Vec::new(),
+        learning: None,
         started: Instant::now(),
         stats_pending: 0,
         stop: false,

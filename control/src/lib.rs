@@ -7,4 +7,5 @@
 
 pub mod controller;
 pub mod demo;
+pub mod learning;
 pub mod netns;

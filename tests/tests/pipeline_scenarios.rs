@@ -581,3 +581,45 @@ fn vxlan_bad_input_is_counted_or_switched_as_plain_l2() {
     );
     assert_eq!(c.total_drops(), 4, "{c:?}");
 }
+
+#[test]
+fn learning_switch_floods_learns_and_then_forwards() {
+    use strato_control::learning::{Learning, LEARNED_COOKIE};
+    let sw = Switch::new(Pipeline::default(), 3, cfg());
+    sw.run
+        .handle
+        .call(|c| c.enable_learning(Learning::default()))
+        .unwrap()
+        .unwrap();
+    sw.run.handle.sync().unwrap();
+    // h1 -> h2, both unknown: flooded to 2 and 3, never back to 1.
+    sw.inject(1, &udp(1, 2, 1));
+    let out = sw.settle();
+    assert_eq!(out.iter().map(Vec::len).collect::<Vec<_>>(), vec![0, 1, 1]);
+    // h2 answers: h1 is known, so only port 1 gets it.
+    sw.inject(2, &udp(2, 1, 1));
+    let out = sw.settle();
+    assert_eq!(out.iter().map(Vec::len).collect::<Vec<_>>(), vec![1, 0, 0]);
+    // Now both are known: h1 -> h2 goes to port 2 only, for every packet.
+    for i in 0..10 {
+        sw.inject(1, &udp(1, 2, 100 + i));
+    }
+    let out = sw.settle();
+    assert_eq!(out.iter().map(Vec::len).collect::<Vec<_>>(), vec![0, 10, 0]);
+    // The learned MACs are ordinary rules (what dump-flows shows).
+    let learned = sw
+        .run
+        .handle
+        .call(|c| {
+            c.pipeline()
+                .rules()
+                .filter(|r| r.cookie == LEARNED_COOKIE)
+                .count()
+        })
+        .unwrap();
+    assert_eq!(
+        learned, 4,
+        "two sources in table 0, two destinations in table 1"
+    );
+    assert_eq!(sw.counters().total_drops(), 0);
+}
