@@ -24,7 +24,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
-use strato_datapath::port::Port;
+use strato_datapath::port::{FrameRing, Port};
 use strato_datapath::stats::{PortCounters, SharedPortStats, WorkerCounters};
 use strato_datapath::worker::{
     Command, DpFlowInfo, Event, Notifier, RevalOp, Upcall, UpcallKind, Worker, WorkerChannels,
@@ -35,6 +35,8 @@ use strato_flowtable::pipeline::{Pipeline, PortEnv, RuleId};
 use strato_flowtable::{xlate, DpAction, Match, PortNo};
 
 const WAKE: Token = Token(0);
+/// Frames another worker may have queued for one port before it counts tx_full.
+pub const HANDOFF_SLOTS: usize = 1024;
 /// How often counters are pulled and timeouts checked.
 pub const TICK: Duration = Duration::from_secs(1);
 
@@ -205,16 +207,35 @@ impl Controller {
         self.workers.len()
     }
 
-    /// Adds a port to a worker.
-    pub fn add_port(&mut self, worker: usize, port: Port) {
+    /// Adds a port to a worker. Other workers reach it through its handoff ring.
+    pub fn add_port(&mut self, worker: usize, mut port: Port) {
         self.ports.retain(|p| p.no != port.no);
+        let ring = FrameRing::new(HANDOFF_SLOTS);
+        port.handoff = Some(ring.clone());
         self.ports.push(PortRecord {
             no: port.no,
             name: port.name.clone(),
             worker,
             stats: port.shared.clone(),
         });
+        let no = port.no;
         self.send(worker, Command::AddPort(Box::new(port)));
+        for w in (0..self.workers.len()).filter(|&w| w != worker) {
+            self.send(
+                w,
+                Command::SetRemotePort {
+                    port: no,
+                    ring: Some(ring.clone()),
+                },
+            );
+        }
+    }
+
+    /// The worker with the fewest ports (where a new port goes).
+    pub fn least_loaded_worker(&self) -> usize {
+        (0..self.workers.len())
+            .min_by_key(|&w| self.ports.iter().filter(|p| p.worker == w).count())
+            .unwrap_or(0)
     }
 
     /// Removes a port from its worker.
@@ -223,6 +244,15 @@ impl Controller {
             return false;
         };
         let rec = self.ports.remove(i);
+        for w in (0..self.workers.len()).filter(|&w| w != rec.worker) {
+            self.send(
+                w,
+                Command::SetRemotePort {
+                    port: no,
+                    ring: None,
+                },
+            );
+        }
         self.send(rec.worker, Command::DelPort(no));
         true
     }

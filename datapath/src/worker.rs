@@ -19,7 +19,7 @@
 use crate::buf::BufPool;
 use crate::exec;
 use crate::extract::{extract, TunnelMeta};
-use crate::port::{Frame, Port, BURST};
+use crate::port::{Frame, FrameRing, Port, BURST};
 use crate::stats::{DropReason, SharedWorkerStats, WorkerCounters};
 use crossbeam::queue::ArrayQueue;
 use std::collections::VecDeque;
@@ -112,6 +112,13 @@ pub enum Command {
     AddPort(Box<Port>),
     /// Stop polling a port and hand it back ([`Event::PortRemoved`]).
     DelPort(PortNo),
+    /// A port owned by another worker: frames for it go to its handoff ring (`None`: forget it).
+    SetRemotePort {
+        /// Port.
+        port: PortNo,
+        /// The owner's handoff ring.
+        ring: Option<Arc<FrameRing>>,
+    },
     /// Set a port up or down.
     SetPortUp {
         /// Port.
@@ -354,6 +361,8 @@ struct Io {
     pool: BufPool,
     ports: Vec<Port>,
     port_index: Vec<u16>,
+    /// Handoff rings of ports other workers own, by port number.
+    remote: Vec<Option<Arc<FrameRing>>>,
     counters: WorkerCounters,
     ch: Arc<WorkerChannels>,
     notify: bool,
@@ -391,6 +400,7 @@ impl Worker {
                 pool: BufPool::new(cfg.buffers),
                 ports: Vec::new(),
                 port_index: Vec::new(),
+                remote: Vec::new(),
                 counters: WorkerCounters::default(),
                 ch,
                 notify: false,
@@ -501,6 +511,7 @@ impl Worker {
         for pi in 0..self.io.ports.len() {
             work += self.poll_port(pi);
         }
+        work += self.io.drain_handoffs();
         self.io.flush_all();
         self.io.report_down_ports();
         self.io.flush_events();
@@ -796,6 +807,13 @@ impl Worker {
                         .push_back(Event::PortRemoved { worker, port: p });
                 }
             }
+            Command::SetRemotePort { port, ring } => {
+                let i = port as usize;
+                if self.io.remote.len() <= i {
+                    self.io.remote.resize(i + 1, None);
+                }
+                self.io.remote[i] = ring;
+            }
             Command::SetPortUp { port, up } => {
                 if let Some(p) = self.port_mut(port) {
                     p.up = up;
@@ -1081,11 +1099,57 @@ impl Io {
                     self.counters.drop_n(DropReason::TxFull, refused as u64);
                 }
             }
-            None => {
-                self.counters.drop(DropReason::NoSuchPort);
-                self.pool.free(b);
+            None => self.send_remote(no, b),
+        }
+    }
+
+    /// Output to a port another worker owns: a copy into its handoff ring (cold path).
+    #[inline(never)]
+    fn send_remote(&mut self, no: PortNo, b: u32) {
+        match self.remote.get(no as usize) {
+            Some(Some(ring)) => {
+                if ring.push(self.pool.get(b).data()).is_err() {
+                    self.counters.drop(DropReason::TxFull);
+                }
+            }
+            _ => self.counters.drop(DropReason::NoSuchPort),
+        }
+        self.pool.free(b);
+    }
+
+    /// Moves frames other workers handed to this worker's ports into their transmit queues.
+    fn drain_handoffs(&mut self) -> usize {
+        let mut n = 0;
+        for pi in 0..self.ports.len() {
+            let Some(ring) = self.ports[pi].handoff.clone() else {
+                continue;
+            };
+            for _ in 0..BURST {
+                if ring.is_empty() {
+                    break;
+                }
+                let Some(b) = self.pool.alloc() else {
+                    self.counters.drop(DropReason::NoBuffer);
+                    break;
+                };
+                match ring.pop_into(self.pool.get_mut(b)) {
+                    Some(true) => {
+                        n += 1;
+                        let refused = self.ports[pi].send(&mut self.pool, b);
+                        self.counters.drop_n(DropReason::TxFull, refused as u64);
+                    }
+                    Some(false) => {
+                        self.counters.drop(DropReason::Oversize);
+                        self.pool.free(b);
+                    }
+                    None => {
+                        self.pool.free(b);
+                        break;
+                    }
+                }
             }
         }
+        n
     }
 
     /// The buffer to emit for an output: the packet itself when nothing follows, else a copy.

@@ -623,3 +623,56 @@ fn learning_switch_floods_learns_and_then_forwards() {
     );
     assert_eq!(sw.counters().total_drops(), 0);
 }
+
+#[test]
+fn ports_on_different_workers_reach_each_other() {
+    use strato_control::learning::Learning;
+    let mut env = PortEnv::default();
+    for i in 1..=3 {
+        env.add_port(i, true, true);
+    }
+    let run = start(Pipeline::default(), env, vec![cfg(), cfg()]).unwrap();
+    let rings: Vec<_> = (0..3)
+        .map(|_| (FrameRing::new(256), FrameRing::new(256)))
+        .collect();
+    let ports: Vec<_> = rings
+        .iter()
+        .enumerate()
+        .map(|(i, (rx, tx))| {
+            Port::new(
+                i as u32 + 1,
+                format!("p{}", i + 1),
+                PortKind::Memory(MemPort::rings(rx.clone(), tx.clone())),
+            )
+        })
+        .collect();
+    run.handle
+        .call(move |c| {
+            for (i, p) in ports.into_iter().enumerate() {
+                c.add_port(i % 2, p); // ports 1 and 3 on worker 0, port 2 on worker 1
+            }
+            c.enable_learning(Learning::default())
+        })
+        .unwrap()
+        .unwrap();
+    run.handle.sync().unwrap();
+    let settle = || {
+        run.handle.sync().unwrap();
+        std::thread::sleep(Duration::from_millis(30));
+        run.handle.sync().unwrap();
+        rings
+            .iter()
+            .map(|(_, tx)| tx.drain().len())
+            .collect::<Vec<_>>()
+    };
+    rings[0].0.push(&udp(1, 2, 1)).unwrap(); // flooded: port 2 (other worker) and port 3
+    assert_eq!(settle(), vec![0, 1, 1]);
+    rings[1].0.push(&udp(2, 1, 1)).unwrap(); // worker 1 -> port 1 on worker 0
+    assert_eq!(settle(), vec![1, 0, 0]);
+    for i in 0..20 {
+        rings[0].0.push(&udp(1, 2, 10 + i)).unwrap();
+    }
+    assert_eq!(settle(), vec![0, 20, 0]);
+    let c = run.handle.call(|c| c.counters().0).unwrap();
+    assert_eq!(c.total_drops(), 0, "{c:?}");
+}

@@ -84,6 +84,18 @@ impl FrameRing {
         Some(v)
     }
 
+    /// Dequeues one frame into a pool buffer (worker side; no allocation). `None` when empty;
+    /// `Some(false)` when the frame did not fit a buffer (it is dropped).
+    #[inline]
+    pub fn pop_into(&self, buf: &mut crate::buf::Buf) -> Option<bool> {
+        let f = self.full.pop()?;
+        let ok = buf
+            .fill(&f.data[..(f.len as usize).min(MAX_FRAME + 1)])
+            .is_ok();
+        let _ = self.free.push(f);
+        Some(ok)
+    }
+
     /// Frames waiting.
     pub fn len(&self) -> usize {
         self.full.len()

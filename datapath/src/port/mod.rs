@@ -71,6 +71,8 @@ pub struct Port {
     pub down_reason: Option<PortError>,
     /// Set when the port went down by itself and the worker has not reported it yet.
     pub down_pending: bool,
+    /// Frames other workers send to this port (cross-worker transmit), drained by the owner.
+    pub handoff: Option<Arc<FrameRing>>,
     /// Counters (owned by the worker).
     pub counters: PortCounters,
     /// Published counters.
@@ -89,6 +91,7 @@ impl Port {
             up: true,
             down_reason: None,
             down_pending: false,
+            handoff: None,
             counters: PortCounters::default(),
             shared: Arc::new(SharedPortStats::default()),
             txq: [0; TX_QUEUE],
