@@ -24,7 +24,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
-use strato_datapath::port::{FrameRing, Port};
+use strato_datapath::port::{FrameRing, Port, PortKind};
 use strato_datapath::stats::{PortCounters, SharedPortStats, WorkerCounters};
 use strato_datapath::worker::{
     Command, DpFlowInfo, Event, Notifier, RevalOp, Upcall, UpcallKind, Worker, WorkerChannels,
@@ -123,11 +123,22 @@ pub struct Controller {
 }
 
 /// What the controller remembers of a port it gave a worker.
-struct PortRecord {
-    no: PortNo,
-    name: String,
-    worker: usize,
-    stats: Arc<SharedPortStats>,
+#[derive(Clone)]
+pub struct PortRecord {
+    /// Port number.
+    pub no: PortNo,
+    /// Name (the interface name for real ports).
+    pub name: String,
+    /// `afxdp`, `tap` or `memory`.
+    pub kind: &'static str,
+    /// AF_XDP attach mode in use (`native` / `skb`), `-` for other kinds.
+    pub mode: String,
+    /// Worker that owns it.
+    pub worker: usize,
+    /// Why it went down by itself, if it did.
+    pub down_reason: Option<String>,
+    /// Its published counters.
+    pub stats: Arc<SharedPortStats>,
 }
 
 /// A handle other threads use to reach the controller.
@@ -212,10 +223,18 @@ impl Controller {
         self.ports.retain(|p| p.no != port.no);
         let ring = FrameRing::new(HANDOFF_SLOTS);
         port.handoff = Some(ring.clone());
+        let (kind, mode) = match &port.kind {
+            PortKind::Memory(_) => ("memory", "-".to_string()),
+            PortKind::AfXdp(x) => ("afxdp", x.mode().name().to_string()),
+            PortKind::Tap(_) => ("tap", "-".to_string()),
+        };
         self.ports.push(PortRecord {
             no: port.no,
             name: port.name.clone(),
+            kind,
+            mode,
             worker,
+            down_reason: None,
             stats: port.shared.clone(),
         });
         let no = port.no;
@@ -229,6 +248,23 @@ impl Controller {
                 },
             );
         }
+    }
+
+    /// Removes a port from the bridge's view: xlate stops flooding to it, and the learning
+    /// switch forgets the MAC addresses learned on it. Revalidates.
+    pub fn forget_port(&mut self, no: PortNo) {
+        self.env.ports.remove(&no);
+        if let Some(l) = self.learning {
+            let _ = l.forget_port(&mut self.pipeline, no);
+        }
+        self.revalidate();
+    }
+
+    /// The ports, by number.
+    pub fn ports(&self) -> Vec<PortRecord> {
+        let mut v = self.ports.clone();
+        v.sort_by_key(|p| p.no);
+        v
     }
 
     /// The worker with the fewest ports (where a new port goes).
@@ -540,6 +576,9 @@ impl Controller {
                 self.stats.ports_down += 1;
                 if let Some(p) = self.env.ports.get_mut(&port) {
                     p.up = false;
+                }
+                if let Some(r) = self.ports.iter_mut().find(|r| r.no == port) {
+                    r.down_reason = Some(reason.clone());
                 }
                 if let Some(l) = self.learning {
                     let _ = l.forget_port(&mut self.pipeline, port);

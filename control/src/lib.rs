@@ -6,6 +6,9 @@
 //! - [`netns`]: namespaces and veth pairs for labs and tests (per-run prefixes, torn down on drop).
 
 pub mod controller;
+pub mod ctl;
+pub mod daemon;
 pub mod demo;
+pub mod lab;
 pub mod learning;
 pub mod netns;

@@ -1,12 +1,12 @@
-//! The `strato` command: the daemon, its control client, the lab and the benchmarks grow here
-//! as subcommands. Today: `bench pipeline` (the packet-rate harness) and `demo`.
+//! The `strato` command: the daemon (`run`), its control client (`ctl`), the netns lab (`lab`),
+//! the benchmarks (`bench`) and the demo (`demo`).
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
 /// strato: a userspace virtual switch for hypervisor hosts, with its SDN controller inside.
 #[derive(Parser)]
-#[command(name = "strato", version, about, long_about = None)]
+#[command(name = "strato", version)]
 struct Cli {
     #[command(subcommand)]
     cmd: Cmd,
@@ -14,6 +14,20 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Cmd {
+    /// Run the switch daemon in the foreground (until SIGINT/SIGTERM).
+    Run {
+        /// The config file (TOML: [daemon], [bridge], [[port]]; see control/README.md).
+        #[arg(long, value_name = "FILE")]
+        config: std::path::PathBuf,
+        /// Check the config file and exit.
+        #[arg(long)]
+        check: bool,
+    },
+    /// Talk to a running daemon (show, add-port, del-port, dump-flows, dump-dpflows, stats).
+    Ctl(strato_control::ctl::CtlArgs),
+    /// Build, use and tear down netns/veth labs from a topology file.
+    #[command(subcommand)]
+    Lab(strato_control::lab::LabCmd),
     /// Benchmarks.
     #[command(subcommand)]
     Bench(BenchCmd),
@@ -55,6 +69,9 @@ enum BenchCmd {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let res = match cli.cmd {
+        Cmd::Run { config, check } => run_daemon(&config, check),
+        Cmd::Ctl(args) => return strato_control::ctl::main(args),
+        Cmd::Lab(cmd) => return strato_control::lab::main(cmd),
         Cmd::Bench(BenchCmd::Pipeline {
             scenarios,
             packets,
@@ -115,6 +132,15 @@ fn bench_pipeline(
         print!("{}", strato_bench::table(&results, packets, core));
     }
     Ok(())
+}
+
+fn run_daemon(path: &std::path::Path, check: bool) -> Result<(), String> {
+    let cfg = strato_control::daemon::load(path).map_err(|e| e.to_string())?;
+    if check {
+        println!("{}: ok ({} ports)", path.display(), cfg.ports.len());
+        return Ok(());
+    }
+    strato_control::daemon::run(cfg).map_err(|e| e.to_string())
 }
 
 fn core_count() -> usize {

@@ -218,6 +218,61 @@ impl Instructions {
     }
 }
 
+impl core::fmt::Display for OfPort {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            OfPort::Port(p) => write!(f, "output:{p}"),
+            OfPort::InPort => f.write_str("IN_PORT"),
+            OfPort::Flood => f.write_str("FLOOD"),
+            OfPort::All => f.write_str("ALL"),
+            OfPort::Controller { max_len } => write!(f, "CONTROLLER:{max_len}"),
+        }
+    }
+}
+
+impl core::fmt::Display for Action {
+    /// `ovs-ofctl dump-flows` spelling.
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Action::Output(p) => write!(f, "{p}"),
+            Action::SetField { field, value } => {
+                write!(
+                    f,
+                    "set_field:{}->{}",
+                    crate::fmt::FieldValue(*field, *value),
+                    field.name()
+                )
+            }
+            Action::PushVlan { tpid } => write!(f, "push_vlan:{tpid:#06x}"),
+            Action::PopVlan => f.write_str("pop_vlan"),
+            Action::DecTtl => f.write_str("dec_ttl"),
+            Action::SetTunnel { vni } => write!(f, "set_tunnel:{vni:#x}"),
+        }
+    }
+}
+
+impl core::fmt::Display for Instructions {
+    /// `ovs-ofctl dump-flows` spelling of the instructions (`drop` when there are none).
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        let mut parts: Vec<String> = self.apply_actions.iter().map(ToString::to_string).collect();
+        if let Some((v, m)) = self.write_metadata {
+            parts.push(if m == u64::MAX {
+                format!("write_metadata:{v:#x}")
+            } else {
+                format!("write_metadata:{v:#x}/{m:#x}")
+            });
+        }
+        if let Some(t) = self.goto_table {
+            parts.push(format!("goto_table:{t}"));
+        }
+        if parts.is_empty() {
+            f.write_str("drop")
+        } else {
+            f.write_str(&parts.join(","))
+        }
+    }
+}
+
 /// Per-rule flags.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub struct RuleFlags {
@@ -1051,6 +1106,25 @@ impl PortEnv {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn instructions_print_like_ovs_ofctl() {
+        let i = Instructions::apply(vec![
+            Action::Output(OfPort::Port(2)),
+            Action::Output(OfPort::Controller { max_len: 64 }),
+            Action::SetField {
+                field: Field::Ipv4Dst,
+                value: 0x0a00_0002,
+            },
+        ])
+        .metadata(1, 0xff)
+        .goto(3);
+        assert_eq!(
+            i.to_string(),
+            "output:2,CONTROLLER:64,set_field:10.0.0.2->nw_dst,write_metadata:0x1/0xff,goto_table:3"
+        );
+        assert_eq!(Instructions::default().to_string(), "drop");
+    }
 
     fn l2(mac: u64, out: PortNo) -> RuleSpec {
         RuleSpec::new(

@@ -1,0 +1,619 @@
+//! `strato run --config FILE`: the daemon. It opens the configured ports (AF_XDP on veths and
+//! NICs, taps for VMs), starts one pinned worker thread per worker core and the controller
+//! thread, turns the bridge into a MAC-learning switch in fail mode `standalone`, serves
+//! `strato ctl` on the control socket, and runs in the foreground until SIGINT or SIGTERM.
+//!
+//! Contract:
+//! - Config errors are reported with the file, line and field, and the daemon does not start.
+//! - Start-up errors (not root, interface missing, AF_XDP unsupported, core out of range) say
+//!   what to do and exit non-zero; nothing is left behind.
+//! - At run time a bad `ctl` request gets an error and changes nothing; the daemon keeps serving
+//!   the ports it has. A port whose interface disappears goes down (logged, counted, shown by
+//!   `ctl show`); the others keep forwarding.
+//! - On SIGINT/SIGTERM: the control socket is removed, workers stop, every port is closed
+//!   (AF_XDP sockets detach their XDP programs, taps strato created are deleted).
+
+use crate::controller::{start, ControlError, ControllerHandle, Running};
+use crate::ctl::{self, DpFlowReport, DpFlowsReport, FlowReport, FlowsReport, PortReport, PortSpec, PortStats, Request, ShowReport, StatsReport, WorkerReport, WorkerStats};
+use crate::learning::Learning;
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use strato_datapath::port::afxdp::{AfXdpConfig, AfXdpPort, XdpMode};
+use strato_datapath::port::tap::{TapConfig, TapPort};
+use strato_datapath::port::{Port, PortKind};
+use strato_datapath::stats::DropReason;
+use strato_datapath::worker::{IdlePolicy, WorkerConfig};
+use strato_flowtable::pipeline::{Pipeline, PortEnv};
+use strato_flowtable::PortNo;
+
+/// Default control socket.
+pub const DEFAULT_SOCKET: &str = "/run/strato/strato.sock";
+
+/// The config file.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// `[daemon]`.
+    #[serde(default)]
+    pub daemon: DaemonSection,
+    /// `[bridge]`.
+    #[serde(default)]
+    pub bridge: BridgeSection,
+    /// `[[port]]`.
+    #[serde(default, rename = "port")]
+    pub ports: Vec<PortSpec>,
+}
+
+/// `[daemon]`: process-wide settings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DaemonSection {
+    /// Where `strato ctl` finds the daemon.
+    #[serde(default = "default_socket")]
+    pub control_socket: PathBuf,
+    /// State directory (created if missing).
+    #[serde(default = "default_state_dir")]
+    pub state_dir: PathBuf,
+    /// error | warn | info | debug | trace.
+    #[serde(default = "default_log_level")]
+    pub log_level: String,
+    /// Core for the controller thread (default 0).
+    #[serde(default)]
+    pub controller_core: Option<usize>,
+    /// Cores for worker threads, one worker each (default: every core but the controller's;
+    /// on a one-core machine, core 0).
+    #[serde(default)]
+    pub worker_cores: Option<Vec<usize>>,
+    /// Busy-poll workers (lowest latency, a full core each); default: back off when idle.
+    #[serde(default)]
+    pub busy_poll: bool,
+}
+
+impl Default for DaemonSection {
+    fn default() -> Self {
+        DaemonSection {
+            control_socket: default_socket(),
+            state_dir: default_state_dir(),
+            log_level: default_log_level(),
+            controller_core: None,
+            worker_cores: None,
+            busy_poll: false,
+        }
+    }
+}
+
+fn default_socket() -> PathBuf {
+    PathBuf::from(DEFAULT_SOCKET)
+}
+fn default_state_dir() -> PathBuf {
+    PathBuf::from("/var/lib/strato")
+}
+fn default_log_level() -> String {
+    "info".into()
+}
+
+/// Fail mode of the bridge.
+#[derive(Debug, Clone, Copy, Deserialize, Default, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum FailMode {
+    /// A MAC-learning switch (no controller needed).
+    #[default]
+    Standalone,
+    /// Only the rules someone installed (nothing is learned).
+    Secure,
+}
+
+/// `[bridge]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BridgeSection {
+    /// Bridge name.
+    #[serde(default = "default_bridge")]
+    pub name: String,
+    /// standalone | secure.
+    #[serde(default)]
+    pub fail_mode: FailMode,
+    /// Seconds before a silent MAC address is forgotten.
+    #[serde(default = "default_aging")]
+    pub mac_aging_s: u16,
+}
+
+impl Default for BridgeSection {
+    fn default() -> Self {
+        BridgeSection { name: default_bridge(), fail_mode: FailMode::Standalone, mac_aging_s: default_aging() }
+    }
+}
+
+fn default_bridge() -> String {
+    "br0".into()
+}
+fn default_aging() -> u16 {
+    300
+}
+
+/// Why the daemon could not start (or a request failed).
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    /// cannot read {path}: {source}
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// {path}: {msg}
+    #[error("{path}: {msg}")]
+    Config {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong, with line and field.
+        msg: String,
+    },
+    /// strato run needs root (AF_XDP and tap ports need CAP_NET_ADMIN, CAP_BPF and CAP_SYS_ADMIN); run it as root
+    #[error("strato run needs root (AF_XDP and tap ports need CAP_NET_ADMIN, CAP_BPF and CAP_SYS_ADMIN); run it as root")]
+    NotRoot,
+    /// port {name}: {msg}
+    #[error("port {name}: {msg}")]
+    Port {
+        /// The port.
+        name: String,
+        /// What failed, and what to do.
+        msg: String,
+    },
+    /// {0}
+    #[error("{0}")]
+    Control(#[from] ControlError),
+    /// control socket: {0}
+    #[error("control socket: {0}")]
+    Ctl(#[from] ctl::CtlError),
+    /// {0}
+    #[error("{0}")]
+    Other(String),
+}
+
+/// Reads and checks a config file.
+pub fn load(path: &Path) -> Result<Config, DaemonError> {
+    let text = std::fs::read_to_string(path).map_err(|source| DaemonError::Read { path: path.into(), source })?;
+    parse(&text).map_err(|msg| DaemonError::Config { path: path.into(), msg })
+}
+
+/// Parses and checks config text (errors name the line and the field).
+pub fn parse(text: &str) -> Result<Config, String> {
+    let cfg: Config = toml::from_str(text).map_err(|e| e.to_string().trim_end().to_string())?;
+    validate(&cfg, cores())?;
+    Ok(cfg)
+}
+
+fn cores() -> usize {
+    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+}
+
+fn validate(cfg: &Config, ncores: usize) -> Result<(), String> {
+    let d = &cfg.daemon;
+    if !["error", "warn", "info", "debug", "trace"].contains(&d.log_level.as_str()) {
+        return Err(format!("[daemon] log_level = {:?}: use error, warn, info, debug or trace", d.log_level));
+    }
+    let range = if ncores == 1 { "core 0".to_string() } else { format!("cores 0-{}", ncores - 1) };
+    if let Some(c) = d.controller_core {
+        if c >= ncores {
+            return Err(format!("[daemon] controller_core = {c} is out of range: this machine has {range}"));
+        }
+    }
+    if let Some(w) = &d.worker_cores {
+        if w.is_empty() {
+            return Err("[daemon] worker_cores is empty: give at least one core, or leave it out".into());
+        }
+        for &c in w {
+            if c >= ncores {
+                return Err(format!("[daemon] worker_cores has core {c}, out of range: this machine has {range}"));
+            }
+        }
+        let mut s = w.clone();
+        s.sort_unstable();
+        s.dedup();
+        if s.len() != w.len() {
+            return Err("[daemon] worker_cores lists a core twice".into());
+        }
+    }
+    let mut names = std::collections::HashSet::new();
+    let mut nos = std::collections::HashSet::new();
+    for (i, p) in cfg.ports.iter().enumerate() {
+        p.validate().map_err(|e| format!("[[port]] #{} ({}): {e}", i + 1, p.name))?;
+        if !names.insert(p.name.as_str()) {
+            return Err(format!("[[port]] #{}: port {} is configured twice", i + 1, p.name));
+        }
+        if let Some(no) = p.ofport {
+            if !nos.insert(no) {
+                return Err(format!("[[port]] #{} ({}): ofport {no} is already used by another port", i + 1, p.name));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The controller and worker cores: (controller, workers).
+fn plan_cores(d: &DaemonSection, ncores: usize) -> (usize, Vec<usize>) {
+    let ctl = d.controller_core.unwrap_or(0);
+    let workers = match &d.worker_cores {
+        Some(w) => w.clone(),
+        None if ncores == 1 => vec![0],
+        None => (0..ncores).filter(|&c| c != ctl).collect(),
+    };
+    (ctl, workers)
+}
+
+/// Opens the kernel side of a port.
+pub fn open_port(spec: &PortSpec, no: PortNo) -> Result<Port, DaemonError> {
+    let err = |msg: String| DaemonError::Port { name: spec.name.clone(), msg };
+    let kind = match spec.kind {
+        ctl::PortKind::Afxdp => {
+            let mut c = AfXdpConfig::new(spec.name.clone());
+            c.queue = spec.queue.unwrap_or(0);
+            c.mode = match spec.xdp_mode.unwrap_or(ctl::XdpMode::Auto) {
+                ctl::XdpMode::Auto => XdpMode::Auto,
+                ctl::XdpMode::Native => XdpMode::Native,
+                ctl::XdpMode::Skb => XdpMode::Skb,
+            };
+            PortKind::AfXdp(Box::new(AfXdpPort::open(&c).map_err(|e| err(e.to_string()))?))
+        }
+        ctl::PortKind::Tap => {
+            let c = TapConfig { name: spec.name.clone(), create: spec.create.unwrap_or(true) };
+            PortKind::Tap(TapPort::open(&c).map_err(|e| err(e.to_string()))?)
+        }
+    };
+    Ok(Port::new(no, spec.name.clone(), kind))
+}
+
+/// State the control-socket handler shares.
+struct Shared {
+    handle: ControllerHandle,
+    bridge: String,
+    fail_mode: FailMode,
+    cores: Vec<usize>,
+    /// Serialises port changes (open + install) so two requests cannot race for a name/number.
+    port_lock: Mutex<()>,
+}
+
+/// Runs the daemon until SIGINT/SIGTERM.
+pub fn run(cfg: Config) -> Result<(), DaemonError> {
+    if !crate::netns::is_root() {
+        return Err(DaemonError::NotRoot);
+    }
+    init_logging(&cfg.daemon.log_level);
+    std::fs::create_dir_all(&cfg.daemon.state_dir)
+        .map_err(|e| DaemonError::Other(format!("cannot create state_dir {}: {e}", cfg.daemon.state_dir.display())))?;
+    let (ctl_core, worker_cores) = plan_cores(&cfg.daemon, cores());
+
+    // Ports first: a missing interface is a start-up error, before any thread exists.
+    let mut ports = Vec::new();
+    let mut used: Vec<PortNo> = cfg.ports.iter().filter_map(|p| p.ofport).collect();
+    for spec in &cfg.ports {
+        let no = spec.ofport.unwrap_or_else(|| next_free(&used));
+        used.push(no);
+        let port = open_port(spec, no)?;
+        tracing::info!(port = %spec.name, ofport = no, kind = spec.kind.as_str(), "port opened");
+        ports.push(port);
+    }
+
+    let mut env = PortEnv::default();
+    for p in &ports {
+        env.add_port(p.no, true, true);
+    }
+    let wcfgs: Vec<WorkerConfig> = worker_cores
+        .iter()
+        .map(|&c| WorkerConfig {
+            core: Some(c),
+            idle: if cfg.daemon.busy_poll { IdlePolicy::BusyPoll } else { IdlePolicy::Backoff { max_sleep_us: 200 } },
+            ..WorkerConfig::default()
+        })
+        .collect();
+    let running = start(Pipeline::default(), env, wcfgs)?;
+    let handle = running.handle.clone();
+    let fail_mode = cfg.bridge.fail_mode;
+    let aging = cfg.bridge.mac_aging_s;
+    handle.call(move |c| -> Result<(), String> {
+        if !core_affinity::set_for_current(core_affinity::CoreId { id: ctl_core }) {
+            tracing::warn!(core = ctl_core, "could not pin the controller thread");
+        }
+        for p in ports {
+            let w = c.least_loaded_worker();
+            c.add_port(w, p);
+        }
+        if fail_mode == FailMode::Standalone {
+            c.enable_learning(Learning { aging_s: aging }).map_err(|e| e.to_string())?;
+        }
+        Ok(())
+    })?
+    .map_err(DaemonError::Other)?;
+    handle.sync()?;
+
+    let shared = Arc::new(Shared {
+        handle: handle.clone(),
+        bridge: cfg.bridge.name.clone(),
+        fail_mode,
+        cores: worker_cores.clone(),
+        port_lock: Mutex::new(()),
+    });
+    if let Some(dir) = cfg.daemon.control_socket.parent() {
+        let _ = std::fs::create_dir_all(dir);
+    }
+    let s2 = shared.clone();
+    let server = ctl::serve(&cfg.daemon.control_socket, Arc::new(move |req| handle_request(&s2, req)))?;
+    tracing::info!(
+        bridge = %cfg.bridge.name,
+        workers = ?worker_cores,
+        controller_core = ctl_core,
+        socket = %cfg.daemon.control_socket.display(),
+        "strato running"
+    );
+
+    let stop = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(sig, stop.clone()).map_err(|e| DaemonError::Other(format!("cannot handle signals: {e}")))?;
+    }
+    while !stop.load(Ordering::Relaxed) {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    tracing::info!("signal received: stopping");
+    drop(server);
+    running.stop();
+    tracing::info!("stopped: ports closed, XDP programs removed");
+    Ok(())
+}
+
+fn init_logging(level: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("strato={level},strato_control={level},warn")));
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+}
+
+fn next_free(used: &[PortNo]) -> PortNo {
+    (1..).find(|n| !used.contains(n)).unwrap_or(1)
+}
+
+fn to_value<T: serde::Serialize>(v: &T) -> Result<serde_json::Value, String> {
+    serde_json::to_value(v).map_err(|e| e.to_string())
+}
+
+fn handle_request(s: &Shared, req: Request) -> Result<serde_json::Value, String> {
+    let h = &s.handle;
+    let e = |e: ControlError| e.to_string();
+    match req {
+        Request::Show => {
+            let (bridge, fail_mode, cores) = (s.bridge.clone(), s.fail_mode, s.cores.clone());
+            let report = h
+                .call(move |c| {
+                    let ports = c.ports();
+                    ShowReport {
+                        bridge,
+                        fail_mode: format!("{fail_mode:?}").to_lowercase(),
+                        ports: ports
+                            .iter()
+                            .map(|p| PortReport {
+                                no: p.no,
+                                name: p.name.clone(),
+                                kind: p.kind.to_string(),
+                                mode: p.mode.clone(),
+                                up: p.down_reason.is_none(),
+                                down_reason: p.down_reason.clone(),
+                                worker: Some(p.worker),
+                            })
+                            .collect(),
+                        workers: (0..c.worker_count())
+                            .map(|w| WorkerReport {
+                                id: w,
+                                core: cores.get(w).copied(),
+                                ports: ports.iter().filter(|p| p.worker == w).map(|p| p.no).collect(),
+                            })
+                            .collect(),
+                    }
+                })
+                .map_err(e)?;
+            to_value(&report)
+        }
+        Request::AddPort(spec) => {
+            spec.validate()?;
+            let _g = s.port_lock.lock().map_err(|_| "internal error: port lock poisoned".to_string())?;
+            let name = spec.name.clone();
+            let existing = h.call(move |c| c.ports().into_iter().map(|p| (p.no, p.name)).collect::<Vec<_>>()).map_err(e)?;
+            if existing.iter().any(|(_, n)| *n == name) {
+                return Err(format!("port {name} already exists (del-port it first)"));
+            }
+            let used: Vec<PortNo> = existing.iter().map(|(no, _)| *no).collect();
+            let no = match spec.ofport {
+                Some(no) if used.contains(&no) => return Err(format!("ofport {no} is already in use")),
+                Some(no) => no,
+                None => next_free(&used),
+            };
+            let port = open_port(&spec, no).map_err(|e| e.to_string())?;
+            h.call(move |c| {
+                let w = c.least_loaded_worker();
+                c.add_port(w, port);
+                c.update(|_, env| {
+                    env.add_port(no, true, true);
+                });
+            })
+            .map_err(e)?;
+            h.sync().map_err(e)?;
+            tracing::info!(port = %spec.name, ofport = no, "port added");
+            Ok(serde_json::json!({ "name": spec.name, "ofport": no }))
+        }
+        Request::DelPort { name } => {
+            let _g = s.port_lock.lock().map_err(|_| "internal error: port lock poisoned".to_string())?;
+            let n2 = name.clone();
+            let removed = h
+                .call(move |c| {
+                    let no = c.ports().into_iter().find(|p| p.name == n2).map(|p| p.no)?;
+                    c.del_port(no);
+                    c.forget_port(no);
+                    Some(no)
+                })
+                .map_err(e)?;
+            let Some(no) = removed else { return Err(format!("no port named {name}")) };
+            h.sync().map_err(e)?;
+            tracing::info!(port = %name, ofport = no, "port removed");
+            Ok(serde_json::json!({ "name": name, "ofport": no }))
+        }
+        Request::DumpFlows => {
+            let report = h
+                .call(|c| {
+                    let now = c.now_ms();
+                    let mut flows: Vec<FlowReport> = c
+                        .pipeline()
+                        .rules()
+                        .map(|r| FlowReport {
+                            table: r.table,
+                            priority: r.priority,
+                            cookie: r.cookie,
+                            duration_s: now.saturating_sub(r.created_ms) as f64 / 1000.0,
+                            idle_timeout: r.idle_timeout,
+                            hard_timeout: r.hard_timeout,
+                            packets: r.packets,
+                            bytes: r.bytes,
+                            match_: r.matching.to_string(),
+                            actions: r.instructions.to_string(),
+                        })
+                        .collect();
+                    flows.sort_by(|a, b| a.table.cmp(&b.table).then(b.priority.cmp(&a.priority)).then(a.match_.cmp(&b.match_)));
+                    FlowsReport { flows }
+                })
+                .map_err(e)?;
+            to_value(&report)
+        }
+        Request::DumpDpFlows => {
+            let dumps = h.dump_flows().map_err(e)?;
+            let mut flows = Vec::new();
+            for (worker, fl) in dumps {
+                for f in fl {
+                    flows.push(DpFlowReport {
+                        worker,
+                        match_: f.m.to_string(),
+                        actions: strato_flowtable::dpaction::ActionList(&f.actions).to_string(),
+                        packets: f.packets,
+                        bytes: f.bytes,
+                        used_ms_ago: None,
+                    });
+                }
+            }
+            to_value(&DpFlowsReport { flows })
+        }
+        Request::Stats => {
+            h.sync().map_err(e)?;
+            let report = h
+                .call(|c| {
+                    let (_, ports) = c.counters();
+                    StatsReport {
+                        ports: ports
+                            .into_iter()
+                            .map(|(no, name, pc)| PortStats {
+                                no,
+                                name,
+                                rx_packets: pc.rx_packets,
+                                rx_bytes: pc.rx_bytes,
+                                tx_packets: pc.tx_packets,
+                                tx_bytes: pc.tx_bytes,
+                                tx_dropped: pc.tx_dropped,
+                            })
+                            .collect(),
+                        workers: (0..c.worker_count())
+                            .map(|w| {
+                                let wc = c.worker_counters(w);
+                                WorkerStats {
+                                    id: w,
+                                    rx_packets: wc.rx_packets,
+                                    emc_hits: wc.emc_hits,
+                                    smc_hits: wc.smc_hits,
+                                    megaflow_hits: wc.megaflow_hits,
+                                    misses: wc.misses,
+                                    upcalls: wc.upcalls,
+                                    drops: DropReason::ALL
+                                        .iter()
+                                        .filter(|r| wc.dropped(**r) > 0)
+                                        .map(|r| (r.name().to_string(), wc.dropped(*r)))
+                                        .collect(),
+                                }
+                            })
+                            .collect(),
+                    }
+                })
+                .map_err(e)?;
+            to_value(&report)
+        }
+    }
+}
+
+/// A handle kept for tests that drive a daemon in-process.
+pub fn running_handle(r: &Running) -> ControllerHandle {
+    r.handle.clone()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_a_full_config() {
+        let c = parse(
+            r#"
+[daemon]
+control_socket = "/tmp/x.sock"
+log_level = "debug"
+controller_core = 0
+worker_cores = [0]
+
+[bridge]
+name = "br-lab"
+fail_mode = "secure"
+mac_aging_s = 60
+
+[[port]]
+name = "veth0"
+kind = "afxdp"
+ofport = 3
+xdp_mode = "skb"
+
+[[port]]
+name = "tap0"
+kind = "tap"
+"#,
+        )
+        .unwrap();
+        assert_eq!(c.ports.len(), 2);
+        assert_eq!(c.bridge.fail_mode, FailMode::Secure);
+        assert_eq!(plan_cores(&c.daemon, 1), (0, vec![0]));
+        let d = parse("").unwrap();
+        assert_eq!(d.daemon.control_socket, PathBuf::from(DEFAULT_SOCKET));
+        assert_eq!(plan_cores(&d.daemon, 4), (0, vec![1, 2, 3]));
+    }
+
+    #[test]
+    fn config_errors_name_line_and_field() {
+        let e = parse("[daemon]\nlog_levle = \"info\"\n").unwrap_err();
+        assert!(e.contains("line 2") && e.contains("log_levle"), "{e}");
+        let e = parse("[[port]]\nname = \"v0\"\nkind = \"vhost\"\n").unwrap_err();
+        assert!(e.contains("line 3") && e.contains("vhost"), "{e}");
+        let e = validate(&parse_unchecked("[daemon]\nworker_cores = [7]\n"), 2).unwrap_err();
+        assert!(e.contains("core 7") && e.contains("cores 0-1"), "{e}");
+        let e = parse("[[port]]\nname = \"v0\"\nkind = \"tap\"\n[[port]]\nname = \"v0\"\nkind = \"tap\"\n").unwrap_err();
+        assert!(e.contains("configured twice"), "{e}");
+        let e = parse("[[port]]\nname = \"v0\"\nkind = \"tap\"\nofport = 1\n[[port]]\nname = \"v1\"\nkind = \"tap\"\nofport = 1\n")
+            .unwrap_err();
+        assert!(e.contains("ofport 1"), "{e}");
+        let e = parse("[daemon]\nlog_level = \"loud\"\n").unwrap_err();
+        assert!(e.contains("log_level"), "{e}");
+    }
+
+    fn parse_unchecked(t: &str) -> Config {
+        toml::from_str(t).unwrap()
+    }
+
+    #[test]
+    fn ofports_fill_the_lowest_gaps() {
+        assert_eq!(next_free(&[]), 1);
+        assert_eq!(next_free(&[1, 2, 4]), 3);
+    }
+}
