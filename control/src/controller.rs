@@ -58,8 +58,20 @@ struct WorkerLink {
     by_match: HashMap<Match, MegaflowId>,
     backlog: VecDeque<Command>,
     synced: Arc<AtomicU64>,
-    flows: Option<Vec<DpFlowInfo>>,
+    /// Last megaflow dump and the worker clock it was read at.
+    flows: Option<(Vec<DpFlowInfo>, u64)>,
     thread: Option<JoinHandle<()>>,
+}
+
+/// One worker's megaflows, read at worker time `now_ms` (compare with [`DpFlowInfo::used_ms`]).
+#[derive(Clone, Debug)]
+pub struct FlowDump {
+    /// Worker.
+    pub worker: usize,
+    /// Its megaflows.
+    pub flows: Vec<DpFlowInfo>,
+    /// Worker milliseconds when read.
+    pub now_ms: u64,
 }
 
 /// A packet a `Userspace` action sent to the controller (OpenFlow packet-in material).
@@ -358,11 +370,17 @@ impl Controller {
     }
 
     /// The megaflows each worker last reported.
-    pub fn dump_flows(&self) -> Vec<(usize, Vec<DpFlowInfo>)> {
+    pub fn dump_flows(&self) -> Vec<FlowDump> {
         self.workers
             .iter()
             .enumerate()
-            .filter_map(|(i, w)| w.flows.clone().map(|f| (i, f)))
+            .filter_map(|(i, w)| {
+                w.flows.clone().map(|(flows, now_ms)| FlowDump {
+                    worker: i,
+                    flows,
+                    now_ms,
+                })
+            })
             .collect()
     }
 
@@ -559,7 +577,11 @@ impl Controller {
                     w.by_match.remove(&mf.m);
                 }
             }
-            Event::Flows { worker, flows, .. } => self.workers[worker].flows = Some(flows),
+            Event::Flows {
+                worker,
+                flows,
+                now_ms,
+            } => self.workers[worker].flows = Some((flows, now_ms)),
             Event::Stats { worker, flows } => {
                 self.credit(worker, &flows);
                 self.stats_pending = self.stats_pending.saturating_sub(1);
@@ -655,7 +677,7 @@ impl ControllerHandle {
     }
 
     /// Every worker's cached megaflows (synchronised).
-    pub fn dump_flows(&self) -> Result<Vec<(usize, Vec<DpFlowInfo>)>, ControlError> {
+    pub fn dump_flows(&self) -> Result<Vec<FlowDump>, ControlError> {
         self.call(|c| c.request_flows())?;
         self.sync()?;
         // The Flows events were queued before the Synced events, and the controller drains

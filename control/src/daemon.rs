@@ -14,7 +14,10 @@
 //!   (AF_XDP sockets detach their XDP programs, taps strato created are deleted).
 
 use crate::controller::{start, ControlError, ControllerHandle, Running};
-use crate::ctl::{self, DpFlowReport, DpFlowsReport, FlowReport, FlowsReport, PortReport, PortSpec, PortStats, Request, ShowReport, StatsReport, WorkerReport, WorkerStats};
+use crate::ctl::{
+    self, DpFlowReport, DpFlowsReport, FlowReport, FlowsReport, PortReport, PortSpec, PortStats,
+    Request, ShowReport, StatsReport, WorkerReport, WorkerStats,
+};
 use crate::learning::Learning;
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
@@ -123,7 +126,11 @@ pub struct BridgeSection {
 
 impl Default for BridgeSection {
     fn default() -> Self {
-        BridgeSection { name: default_bridge(), fail_mode: FailMode::Standalone, mac_aging_s: default_aging() }
+        BridgeSection {
+            name: default_bridge(),
+            fail_mode: FailMode::Standalone,
+            mac_aging_s: default_aging(),
+        }
     }
 }
 
@@ -177,8 +184,14 @@ pub enum DaemonError {
 
 /// Reads and checks a config file.
 pub fn load(path: &Path) -> Result<Config, DaemonError> {
-    let text = std::fs::read_to_string(path).map_err(|source| DaemonError::Read { path: path.into(), source })?;
-    parse(&text).map_err(|msg| DaemonError::Config { path: path.into(), msg })
+    let text = std::fs::read_to_string(path).map_err(|source| DaemonError::Read {
+        path: path.into(),
+        source,
+    })?;
+    parse(&text).map_err(|msg| DaemonError::Config {
+        path: path.into(),
+        msg,
+    })
 }
 
 /// Parses and checks config text (errors name the line and the field).
@@ -189,27 +202,42 @@ pub fn parse(text: &str) -> Result<Config, String> {
 }
 
 fn cores() -> usize {
-    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
 }
 
 fn validate(cfg: &Config, ncores: usize) -> Result<(), String> {
     let d = &cfg.daemon;
     if !["error", "warn", "info", "debug", "trace"].contains(&d.log_level.as_str()) {
-        return Err(format!("[daemon] log_level = {:?}: use error, warn, info, debug or trace", d.log_level));
+        return Err(format!(
+            "[daemon] log_level = {:?}: use error, warn, info, debug or trace",
+            d.log_level
+        ));
     }
-    let range = if ncores == 1 { "core 0".to_string() } else { format!("cores 0-{}", ncores - 1) };
+    let range = if ncores == 1 {
+        "core 0".to_string()
+    } else {
+        format!("cores 0-{}", ncores - 1)
+    };
     if let Some(c) = d.controller_core {
         if c >= ncores {
-            return Err(format!("[daemon] controller_core = {c} is out of range: this machine has {range}"));
+            return Err(format!(
+                "[daemon] controller_core = {c} is out of range: this machine has {range}"
+            ));
         }
     }
     if let Some(w) = &d.worker_cores {
         if w.is_empty() {
-            return Err("[daemon] worker_cores is empty: give at least one core, or leave it out".into());
+            return Err(
+                "[daemon] worker_cores is empty: give at least one core, or leave it out".into(),
+            );
         }
         for &c in w {
             if c >= ncores {
-                return Err(format!("[daemon] worker_cores has core {c}, out of range: this machine has {range}"));
+                return Err(format!(
+                    "[daemon] worker_cores has core {c}, out of range: this machine has {range}"
+                ));
             }
         }
         let mut s = w.clone();
@@ -222,13 +250,22 @@ fn validate(cfg: &Config, ncores: usize) -> Result<(), String> {
     let mut names = std::collections::HashSet::new();
     let mut nos = std::collections::HashSet::new();
     for (i, p) in cfg.ports.iter().enumerate() {
-        p.validate().map_err(|e| format!("[[port]] #{} ({}): {e}", i + 1, p.name))?;
+        p.validate()
+            .map_err(|e| format!("[[port]] #{} ({}): {e}", i + 1, p.name))?;
         if !names.insert(p.name.as_str()) {
-            return Err(format!("[[port]] #{}: port {} is configured twice", i + 1, p.name));
+            return Err(format!(
+                "[[port]] #{}: port {} is configured twice",
+                i + 1,
+                p.name
+            ));
         }
         if let Some(no) = p.ofport {
             if !nos.insert(no) {
-                return Err(format!("[[port]] #{} ({}): ofport {no} is already used by another port", i + 1, p.name));
+                return Err(format!(
+                    "[[port]] #{} ({}): ofport {no} is already used by another port",
+                    i + 1,
+                    p.name
+                ));
             }
         }
     }
@@ -248,7 +285,10 @@ fn plan_cores(d: &DaemonSection, ncores: usize) -> (usize, Vec<usize>) {
 
 /// Opens the kernel side of a port.
 pub fn open_port(spec: &PortSpec, no: PortNo) -> Result<Port, DaemonError> {
-    let err = |msg: String| DaemonError::Port { name: spec.name.clone(), msg };
+    let err = |msg: String| DaemonError::Port {
+        name: spec.name.clone(),
+        msg,
+    };
     let kind = match spec.kind {
         ctl::PortKind::Afxdp => {
             let mut c = AfXdpConfig::new(spec.name.clone());
@@ -258,10 +298,15 @@ pub fn open_port(spec: &PortSpec, no: PortNo) -> Result<Port, DaemonError> {
                 ctl::XdpMode::Native => XdpMode::Native,
                 ctl::XdpMode::Skb => XdpMode::Skb,
             };
-            PortKind::AfXdp(Box::new(AfXdpPort::open(&c).map_err(|e| err(e.to_string()))?))
+            PortKind::AfXdp(Box::new(
+                AfXdpPort::open(&c).map_err(|e| err(e.to_string()))?,
+            ))
         }
         ctl::PortKind::Tap => {
-            let c = TapConfig { name: spec.name.clone(), create: spec.create.unwrap_or(true) };
+            let c = TapConfig {
+                name: spec.name.clone(),
+                create: spec.create.unwrap_or(true),
+            };
             PortKind::Tap(TapPort::open(&c).map_err(|e| err(e.to_string()))?)
         }
     };
@@ -284,8 +329,12 @@ pub fn run(cfg: Config) -> Result<(), DaemonError> {
         return Err(DaemonError::NotRoot);
     }
     init_logging(&cfg.daemon.log_level);
-    std::fs::create_dir_all(&cfg.daemon.state_dir)
-        .map_err(|e| DaemonError::Other(format!("cannot create state_dir {}: {e}", cfg.daemon.state_dir.display())))?;
+    std::fs::create_dir_all(&cfg.daemon.state_dir).map_err(|e| {
+        DaemonError::Other(format!(
+            "cannot create state_dir {}: {e}",
+            cfg.daemon.state_dir.display()
+        ))
+    })?;
     let (ctl_core, worker_cores) = plan_cores(&cfg.daemon, cores());
 
     // Ports first: a missing interface is a start-up error, before any thread exists.
@@ -307,7 +356,11 @@ pub fn run(cfg: Config) -> Result<(), DaemonError> {
         .iter()
         .map(|&c| WorkerConfig {
             core: Some(c),
-            idle: if cfg.daemon.busy_poll { IdlePolicy::BusyPoll } else { IdlePolicy::Backoff { max_sleep_us: 200 } },
+            idle: if cfg.daemon.busy_poll {
+                IdlePolicy::BusyPoll
+            } else {
+                IdlePolicy::Backoff { max_sleep_us: 200 }
+            },
             ..WorkerConfig::default()
         })
         .collect();
@@ -315,20 +368,22 @@ pub fn run(cfg: Config) -> Result<(), DaemonError> {
     let handle = running.handle.clone();
     let fail_mode = cfg.bridge.fail_mode;
     let aging = cfg.bridge.mac_aging_s;
-    handle.call(move |c| -> Result<(), String> {
-        if !core_affinity::set_for_current(core_affinity::CoreId { id: ctl_core }) {
-            tracing::warn!(core = ctl_core, "could not pin the controller thread");
-        }
-        for p in ports {
-            let w = c.least_loaded_worker();
-            c.add_port(w, p);
-        }
-        if fail_mode == FailMode::Standalone {
-            c.enable_learning(Learning { aging_s: aging }).map_err(|e| e.to_string())?;
-        }
-        Ok(())
-    })?
-    .map_err(DaemonError::Other)?;
+    handle
+        .call(move |c| -> Result<(), String> {
+            if !core_affinity::set_for_current(core_affinity::CoreId { id: ctl_core }) {
+                tracing::warn!(core = ctl_core, "could not pin the controller thread");
+            }
+            for p in ports {
+                let w = c.least_loaded_worker();
+                c.add_port(w, p);
+            }
+            if fail_mode == FailMode::Standalone {
+                c.enable_learning(Learning { aging_s: aging })
+                    .map_err(|e| e.to_string())?;
+            }
+            Ok(())
+        })?
+        .map_err(DaemonError::Other)?;
     handle.sync()?;
 
     let shared = Arc::new(Shared {
@@ -342,7 +397,10 @@ pub fn run(cfg: Config) -> Result<(), DaemonError> {
         let _ = std::fs::create_dir_all(dir);
     }
     let s2 = shared.clone();
-    let server = ctl::serve(&cfg.daemon.control_socket, Arc::new(move |req| handle_request(&s2, req)))?;
+    let server = ctl::serve(
+        &cfg.daemon.control_socket,
+        Arc::new(move |req| handle_request(&s2, req)),
+    )?;
     tracing::info!(
         bridge = %cfg.bridge.name,
         workers = ?worker_cores,
@@ -353,7 +411,8 @@ pub fn run(cfg: Config) -> Result<(), DaemonError> {
 
     let stop = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        signal_hook::flag::register(sig, stop.clone()).map_err(|e| DaemonError::Other(format!("cannot handle signals: {e}")))?;
+        signal_hook::flag::register(sig, stop.clone())
+            .map_err(|e| DaemonError::Other(format!("cannot handle signals: {e}")))?;
     }
     while !stop.load(Ordering::Relaxed) {
         std::thread::sleep(Duration::from_millis(100));
@@ -366,9 +425,15 @@ pub fn run(cfg: Config) -> Result<(), DaemonError> {
 }
 
 fn init_logging(level: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("strato={level},strato_control={level},warn")));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+        tracing_subscriber::EnvFilter::new(format!("strato={level},strato_control={level},warn"))
+    });
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(ansi)
+        .with_writer(std::io::stderr)
+        .try_init();
 }
 
 fn next_free(used: &[PortNo]) -> PortNo {
@@ -407,7 +472,11 @@ fn handle_request(s: &Shared, req: Request) -> Result<serde_json::Value, String>
                             .map(|w| WorkerReport {
                                 id: w,
                                 core: cores.get(w).copied(),
-                                ports: ports.iter().filter(|p| p.worker == w).map(|p| p.no).collect(),
+                                ports: ports
+                                    .iter()
+                                    .filter(|p| p.worker == w)
+                                    .map(|p| p.no)
+                                    .collect(),
                             })
                             .collect(),
                     }
@@ -417,15 +486,27 @@ fn handle_request(s: &Shared, req: Request) -> Result<serde_json::Value, String>
         }
         Request::AddPort(spec) => {
             spec.validate()?;
-            let _g = s.port_lock.lock().map_err(|_| "internal error: port lock poisoned".to_string())?;
+            let _g = s
+                .port_lock
+                .lock()
+                .map_err(|_| "internal error: port lock poisoned".to_string())?;
             let name = spec.name.clone();
-            let existing = h.call(move |c| c.ports().into_iter().map(|p| (p.no, p.name)).collect::<Vec<_>>()).map_err(e)?;
+            let existing = h
+                .call(move |c| {
+                    c.ports()
+                        .into_iter()
+                        .map(|p| (p.no, p.name))
+                        .collect::<Vec<_>>()
+                })
+                .map_err(e)?;
             if existing.iter().any(|(_, n)| *n == name) {
                 return Err(format!("port {name} already exists (del-port it first)"));
             }
             let used: Vec<PortNo> = existing.iter().map(|(no, _)| *no).collect();
             let no = match spec.ofport {
-                Some(no) if used.contains(&no) => return Err(format!("ofport {no} is already in use")),
+                Some(no) if used.contains(&no) => {
+                    return Err(format!("ofport {no} is already in use"))
+                }
                 Some(no) => no,
                 None => next_free(&used),
             };
@@ -443,7 +524,10 @@ fn handle_request(s: &Shared, req: Request) -> Result<serde_json::Value, String>
             Ok(serde_json::json!({ "name": spec.name, "ofport": no }))
         }
         Request::DelPort { name } => {
-            let _g = s.port_lock.lock().map_err(|_| "internal error: port lock poisoned".to_string())?;
+            let _g = s
+                .port_lock
+                .lock()
+                .map_err(|_| "internal error: port lock poisoned".to_string())?;
             let n2 = name.clone();
             let removed = h
                 .call(move |c| {
@@ -453,7 +537,9 @@ fn handle_request(s: &Shared, req: Request) -> Result<serde_json::Value, String>
                     Some(no)
                 })
                 .map_err(e)?;
-            let Some(no) = removed else { return Err(format!("no port named {name}")) };
+            let Some(no) = removed else {
+                return Err(format!("no port named {name}"));
+            };
             h.sync().map_err(e)?;
             tracing::info!(port = %name, ofport = no, "port removed");
             Ok(serde_json::json!({ "name": name, "ofport": no }))
@@ -478,7 +564,12 @@ fn handle_request(s: &Shared, req: Request) -> Result<serde_json::Value, String>
                             actions: r.instructions.to_string(),
                         })
                         .collect();
-                    flows.sort_by(|a, b| a.table.cmp(&b.table).then(b.priority.cmp(&a.priority)).then(a.match_.cmp(&b.match_)));
+                    flows.sort_by(|a, b| {
+                        a.table
+                            .cmp(&b.table)
+                            .then(b.priority.cmp(&a.priority))
+                            .then(a.match_.cmp(&b.match_))
+                    });
                     FlowsReport { flows }
                 })
                 .map_err(e)?;
@@ -487,15 +578,15 @@ fn handle_request(s: &Shared, req: Request) -> Result<serde_json::Value, String>
         Request::DumpDpFlows => {
             let dumps = h.dump_flows().map_err(e)?;
             let mut flows = Vec::new();
-            for (worker, fl) in dumps {
-                for f in fl {
+            for d in dumps {
+                for f in d.flows {
                     flows.push(DpFlowReport {
-                        worker,
+                        worker: d.worker,
                         match_: f.m.to_string(),
                         actions: strato_flowtable::dpaction::ActionList(&f.actions).to_string(),
                         packets: f.packets,
                         bytes: f.bytes,
-                        used_ms_ago: None,
+                        used_ms_ago: (f.packets > 0).then(|| d.now_ms.saturating_sub(f.used_ms)),
                     });
                 }
             }
@@ -598,7 +689,10 @@ kind = "tap"
         assert!(e.contains("line 3") && e.contains("vhost"), "{e}");
         let e = validate(&parse_unchecked("[daemon]\nworker_cores = [7]\n"), 2).unwrap_err();
         assert!(e.contains("core 7") && e.contains("cores 0-1"), "{e}");
-        let e = parse("[[port]]\nname = \"v0\"\nkind = \"tap\"\n[[port]]\nname = \"v0\"\nkind = \"tap\"\n").unwrap_err();
+        let e = parse(
+            "[[port]]\nname = \"v0\"\nkind = \"tap\"\n[[port]]\nname = \"v0\"\nkind = \"tap\"\n",
+        )
+        .unwrap_err();
         assert!(e.contains("configured twice"), "{e}");
         let e = parse("[[port]]\nname = \"v0\"\nkind = \"tap\"\nofport = 1\n[[port]]\nname = \"v1\"\nkind = \"tap\"\nofport = 1\n")
             .unwrap_err();

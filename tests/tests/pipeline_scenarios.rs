@@ -151,8 +151,8 @@ fn misses_are_installed_and_no_packet_is_lost() {
     assert_eq!(c.executed, c.upcalls);
     // The megaflows consult in_port and dl_dst only (the rules' mask): two megaflows.
     let flows = sw.run.handle.dump_flows().unwrap();
-    assert_eq!(flows[0].1.len(), 2, "{:?}", flows[0].1);
-    for f in &flows[0].1 {
+    assert_eq!(flows[0].flows.len(), 2, "{:?}", flows[0].flows);
+    for f in &flows[0].flows {
         assert_eq!(
             *f.m.mask(),
             *Match::default()
