@@ -440,8 +440,29 @@ fn next_free(used: &[PortNo]) -> PortNo {
     (1..).find(|n| !used.contains(n)).unwrap_or(1)
 }
 
+/// A match as ovs-ofctl prints it (nothing for match-all).
+fn match_text(m: &strato_flowtable::Match) -> String {
+    if *m == strato_flowtable::Match::CATCH_ALL {
+        String::new()
+    } else {
+        m.to_string()
+    }
+}
+
 fn to_value<T: serde::Serialize>(v: &T) -> Result<serde_json::Value, String> {
     serde_json::to_value(v).map_err(|e| e.to_string())
+}
+
+fn port_report(p: &crate::controller::PortRecord) -> PortReport {
+    PortReport {
+        no: p.no,
+        name: p.name.clone(),
+        kind: p.kind.to_string(),
+        mode: p.mode.clone(),
+        up: p.down_reason.is_none(),
+        down_reason: p.down_reason.clone(),
+        worker: Some(p.worker),
+    }
 }
 
 fn handle_request(s: &Shared, req: Request) -> Result<serde_json::Value, String> {
@@ -456,18 +477,7 @@ fn handle_request(s: &Shared, req: Request) -> Result<serde_json::Value, String>
                     ShowReport {
                         bridge,
                         fail_mode: format!("{fail_mode:?}").to_lowercase(),
-                        ports: ports
-                            .iter()
-                            .map(|p| PortReport {
-                                no: p.no,
-                                name: p.name.clone(),
-                                kind: p.kind.to_string(),
-                                mode: p.mode.clone(),
-                                up: p.down_reason.is_none(),
-                                down_reason: p.down_reason.clone(),
-                                worker: Some(p.worker),
-                            })
-                            .collect(),
+                        ports: ports.iter().map(port_report).collect(),
                         workers: (0..c.worker_count())
                             .map(|w| WorkerReport {
                                 id: w,
@@ -511,17 +521,20 @@ fn handle_request(s: &Shared, req: Request) -> Result<serde_json::Value, String>
                 None => next_free(&used),
             };
             let port = open_port(&spec, no).map_err(|e| e.to_string())?;
-            h.call(move |c| {
-                let w = c.least_loaded_worker();
-                c.add_port(w, port);
-                c.update(|_, env| {
-                    env.add_port(no, true, true);
-                });
-            })
-            .map_err(e)?;
+            let rec = h
+                .call(move |c| {
+                    let w = c.least_loaded_worker();
+                    c.add_port(w, port);
+                    c.update(|_, env| {
+                        env.add_port(no, true, true);
+                    });
+                    c.ports().into_iter().find(|p| p.no == no)
+                })
+                .map_err(e)?
+                .ok_or_else(|| "internal error: the port vanished while being added".to_string())?;
             h.sync().map_err(e)?;
             tracing::info!(port = %spec.name, ofport = no, "port added");
-            Ok(serde_json::json!({ "name": spec.name, "ofport": no }))
+            to_value(&port_report(&rec))
         }
         Request::DelPort { name } => {
             let _g = s
@@ -542,7 +555,7 @@ fn handle_request(s: &Shared, req: Request) -> Result<serde_json::Value, String>
             };
             h.sync().map_err(e)?;
             tracing::info!(port = %name, ofport = no, "port removed");
-            Ok(serde_json::json!({ "name": name, "ofport": no }))
+            Ok(serde_json::Value::Null)
         }
         Request::DumpFlows => {
             let report = h
@@ -560,7 +573,7 @@ fn handle_request(s: &Shared, req: Request) -> Result<serde_json::Value, String>
                             hard_timeout: r.hard_timeout,
                             packets: r.packets,
                             bytes: r.bytes,
-                            match_: r.matching.to_string(),
+                            match_: match_text(&r.matching),
                             actions: r.instructions.to_string(),
                         })
                         .collect();
@@ -582,7 +595,7 @@ fn handle_request(s: &Shared, req: Request) -> Result<serde_json::Value, String>
                 for f in d.flows {
                     flows.push(DpFlowReport {
                         worker: d.worker,
-                        match_: f.m.to_string(),
+                        match_: match_text(&f.m),
                         actions: strato_flowtable::dpaction::ActionList(&f.actions).to_string(),
                         packets: f.packets,
                         bytes: f.bytes,

@@ -9,6 +9,7 @@ pub mod controller;
 pub mod ctl;
 pub mod daemon;
 pub mod demo;
+pub mod gen;
 pub mod lab;
 pub mod learning;
 pub mod netns;

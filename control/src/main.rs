@@ -25,6 +25,8 @@ enum Cmd {
     },
     /// Talk to a running daemon (show, add-port, del-port, dump-flows, dump-dpflows, stats).
     Ctl(strato_control::ctl::CtlArgs),
+    /// Generate packets over AF_XDP (or count them with --sink), reporting pps each second.
+    Gen(strato_control::gen::GenArgs),
     /// Build, use and tear down netns/veth labs from a topology file.
     #[command(subcommand)]
     Lab(strato_control::lab::LabCmd),
@@ -72,6 +74,7 @@ fn main() -> ExitCode {
         Cmd::Run { config, check } => run_daemon(&config, check),
         Cmd::Ctl(args) => return strato_control::ctl::main(args),
         Cmd::Lab(cmd) => return strato_control::lab::main(cmd),
+        Cmd::Gen(args) => return strato_control::gen::main(args),
         Cmd::Bench(BenchCmd::Pipeline {
             scenarios,
             packets,
