@@ -9,8 +9,9 @@ say() { printf 'bootstrap: %s\n' "$*"; }
 
 # Debian packages: build deps of xsk-rs/libxdp (libelf-dev zlib1g-dev libpcap-dev pkg-config clang
 # llvm m4; libxdp's configure refuses to build without pcap headers here),
-# iproute2 and ethtool for the netns labs, valgrind for instruction counts.
-pkgs=(pkg-config libelf-dev zlib1g-dev libpcap-dev clang llvm m4 iproute2 ethtool valgrind)
+# iproute2, iputils-ping and ethtool for the netns labs, valgrind for instruction counts,
+# openvswitch-switch for the side-by-side benchmark (strato bench lab).
+pkgs=(pkg-config libelf-dev zlib1g-dev libpcap-dev clang llvm m4 iproute2 iputils-ping ethtool valgrind openvswitch-switch)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

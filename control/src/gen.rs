@@ -63,7 +63,10 @@ pub struct GenArgs {
 }
 
 fn parse_rate(s: &str) -> Result<u64, String> {
-    let v: f64 = s.trim().parse().map_err(|_| format!("{s:?} is not a number of packets per second"))?;
+    let v: f64 = s
+        .trim()
+        .parse()
+        .map_err(|_| format!("{s:?} is not a number of packets per second"))?;
     if !(v >= 1.0) || !v.is_finite() {
         return Err(format!("rate must be at least 1 packet per second (got {s}); leave --rate out to send as fast as possible"));
     }
@@ -73,7 +76,9 @@ fn parse_rate(s: &str) -> Result<u64, String> {
 fn parse_mac(s: &str) -> Result<[u8; 6], String> {
     let parts: Vec<_> = s.split(':').collect();
     if parts.len() != 6 {
-        return Err(format!("{s:?} is not a MAC address (use xx:xx:xx:xx:xx:xx)"));
+        return Err(format!(
+            "{s:?} is not a MAC address (use xx:xx:xx:xx:xx:xx)"
+        ));
     }
     let mut m = [0u8; 6];
     for (i, p) in parts.iter().enumerate() {
@@ -127,7 +132,8 @@ pub fn run(a: &GenArgs) -> Result<GenSummary, String> {
     let mut port = AfXdpPort::open(&cfg).map_err(|e| format!("{}: {e}", a.iface))?;
     let stop = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        signal_hook::flag::register(sig, stop.clone()).map_err(|e| format!("cannot handle signals: {e}"))?;
+        signal_hook::flag::register(sig, stop.clone())
+            .map_err(|e| format!("cannot handle signals: {e}"))?;
     }
     let deadline = a.duration.map(Duration::from_secs_f64);
     let mut pool = BufPool::new(4 * BURST);
@@ -139,7 +145,10 @@ pub fn run(a: &GenArgs) -> Result<GenSummary, String> {
     let mut next = 0usize;
     let mut bufs = [0u32; BURST];
     loop {
-        if stop.load(Ordering::Relaxed) || deadline.is_some_and(|d| start.elapsed() >= d) || a.count.is_some_and(|c| total >= c) {
+        if stop.load(Ordering::Relaxed)
+            || deadline.is_some_and(|d| start.elapsed() >= d)
+            || a.count.is_some_and(|c| total >= c)
+        {
             break;
         }
         if a.sink {
@@ -192,13 +201,24 @@ pub fn run(a: &GenArgs) -> Result<GenSummary, String> {
         }
         if last.elapsed() >= Duration::from_secs(1) {
             let dt = last.elapsed().as_secs_f64();
-            eprintln!("gen: {role} {}: {:.0} pps, total {total}", a.iface, (total - at_last) as f64 / dt);
+            eprintln!(
+                "gen: {role} {}: {:.0} pps, total {total}",
+                a.iface,
+                (total - at_last) as f64 / dt
+            );
             last = Instant::now();
             at_last = total;
         }
     }
     let seconds = start.elapsed().as_secs_f64();
-    Ok(GenSummary { role, iface: a.iface.clone(), packets: total, seconds, pps: total as f64 / seconds.max(1e-9), tx_busy: busy })
+    Ok(GenSummary {
+        role,
+        iface: a.iface.clone(),
+        packets: total,
+        seconds,
+        pps: total as f64 / seconds.max(1e-9),
+        tx_busy: busy,
+    })
 }
 
 /// `strato gen` entry point.
@@ -212,7 +232,10 @@ pub fn main(a: GenArgs) -> ExitCode {
             if a.json {
                 println!("{}", serde_json::to_string(&s).unwrap_or_default());
             } else {
-                println!("gen: {} {}: {} packets in {:.2} s = {:.0} pps", s.role, s.iface, s.packets, s.seconds, s.pps);
+                println!(
+                    "gen: {} {}: {} packets in {:.2} s = {:.0} pps",
+                    s.role, s.iface, s.packets, s.seconds, s.pps
+                );
             }
             ExitCode::SUCCESS
         }
@@ -250,7 +273,10 @@ mod tests {
         let f = frames(&t.g).unwrap();
         assert_eq!(f.len(), 3);
         assert!(f.iter().all(|x| x.len() == 64));
-        let ports: std::collections::HashSet<_> = f.iter().map(|x| u16::from_be_bytes([x[34], x[35]])).collect();
+        let ports: std::collections::HashSet<_> = f
+            .iter()
+            .map(|x| u16::from_be_bytes([x[34], x[35]]))
+            .collect();
         assert_eq!(ports.len(), 3);
         let bad = T::try_parse_from(["t", "--iface", "x", "--dst-mac", "zz"]).unwrap();
         assert!(frames(&bad.g).is_err());

@@ -22,7 +22,8 @@
 //!   root, refuses a lab that is already up, removes leftovers of the same name, then builds
 //!   `<name>-sw` and one namespace per host, writes the daemon config to
 //!   `/run/strato-lab/<name>/strato.toml`, starts `strato run` in `<name>-sw` (log in
-//!   `strato.log`, pid in `strato.pid`), waits for its control socket (`strato.sock`) and
+//!   `strato.log`, pid in `strato.pid`), waits until its control socket (`strato.sock`) answers
+//!   a `show` request (the `strato ctl` protocol; log tail and teardown after 30 s) and
 //!   finally moves each tap host's tap into its namespace as `eth0`. Any failure tears the lab
 //!   down again, so a failed `up` leaves nothing behind.
 //! - Every object a lab creates is named `<name>-...`; lab names contain no `-`, so one lab's
@@ -644,7 +645,9 @@ fn stop_daemon(dir: &Path) -> Option<String> {
 // ---- namespaces and interfaces ----
 
 fn namespaces(name: &str) -> Result<Vec<String>, LabError> {
-    Ok(netns::list_with_prefix(&format!("{name}-"))?)
+    let mut v = netns::list_with_prefix(&format!("{name}-"))?;
+    v.sort();
+    Ok(v)
 }
 
 /// veth and tap interfaces named `<name>-*` in the current namespace. Other kinds (a bridge
@@ -689,11 +692,14 @@ pub fn teardown(name: &str) -> Result<Vec<String>, LabError> {
             }
         }
     }
+    let pids: Vec<(i32, String)> = pids
+        .into_iter()
+        .map(|(pid, ns)| (pid, format!("process {pid} `{}` in {ns}", cmdline(pid))))
+        .collect();
     for &(pid, _) in &pids {
         signal(pid, libc::SIGTERM);
     }
-    for (pid, ns) in pids {
-        let what = format!("process {pid} `{}` in {ns}", cmdline(pid));
+    for (pid, what) in pids {
         if !wait_gone(pid, Duration::from_secs(2)) {
             signal(pid, libc::SIGKILL);
             wait_gone(pid, Duration::from_secs(1));
@@ -1087,13 +1093,14 @@ impl PingMatrix {
     /// The matrix as text: rows ping columns; ends with "N/M pairs reachable".
     pub fn render(&self) -> String {
         let w = self.hosts.iter().map(String::len).max().unwrap_or(0).max(4) + 2;
-        let mut s = format!("{:w$}", "from\\to");
+        let w0 = w.max("from\\to".len() + 2);
+        let mut s = format!("{:w0$}", "from\\to");
         for h in &self.hosts {
             let _ = write!(s, "{h:w$}");
         }
         s.push('\n');
         for (i, h) in self.hosts.iter().enumerate() {
-            let _ = write!(s, "{h:w$}");
+            let _ = write!(s, "{h:w0$}");
             for j in 0..self.hosts.len() {
                 let c = if i == j {
                     "-"

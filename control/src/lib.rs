@@ -5,6 +5,7 @@
 //! - [`demo`]: `strato demo`, two hosts with tenants over VXLAN, in memory.
 //! - [`netns`]: namespaces and veth pairs for labs and tests (per-run prefixes, torn down on drop).
 
+pub mod benchlab;
 pub mod controller;
 pub mod ctl;
 pub mod daemon;

@@ -43,6 +43,19 @@ enum Cmd {
 
 #[derive(Subcommand)]
 enum BenchCmd {
+    /// The side-by-side benchmark on real veths: the same generator through strato (AF_XDP),
+    /// the Linux bridge, Open vSwitch's userspace datapath and a raw AF_XDP forward, in one run.
+    Lab(strato_control::benchlab::BenchLabArgs),
+    /// (internal) Raw AF_XDP forward between two interfaces, no lookup: the wires' limit.
+    #[command(hide = true)]
+    RawForward {
+        /// First interface.
+        #[arg(long)]
+        a: String,
+        /// Second interface.
+        #[arg(long)]
+        b: String,
+    },
     /// Drive the full worker pipeline on one pinned core over memory ports with prebuilt
     /// 64-byte frames; report Mpps and ns per packet beside a plain rx->tx copy loop over the
     /// same ports (the harness's own limit), measured in the same run.
@@ -82,6 +95,8 @@ fn main() -> ExitCode {
             json,
             no_baseline,
         }) => bench_pipeline(scenarios, packets, core, json, no_baseline),
+        Cmd::Bench(BenchCmd::Lab(args)) => bench_lab(&args),
+        Cmd::Bench(BenchCmd::RawForward { a, b }) => strato_control::benchlab::raw_forward(&a, &b),
         Cmd::Demo { packets } => strato_control::demo::run(packets).map_err(|e| e.to_string()),
     };
     match res {
@@ -133,6 +148,19 @@ fn bench_pipeline(
         );
     } else {
         print!("{}", strato_bench::table(&results, packets, core));
+    }
+    Ok(())
+}
+
+fn bench_lab(args: &strato_control::benchlab::BenchLabArgs) -> Result<(), String> {
+    let r = strato_control::benchlab::run(args).map_err(|e| e.to_string())?;
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&r).map_err(|e| e.to_string())?
+        );
+    } else {
+        print!("{}", strato_control::benchlab::table(&r));
     }
     Ok(())
 }

@@ -451,9 +451,12 @@ fn program_removed_on_drop_and_busy_queue() {
             assert!(shown.contains("xdpgeneric"), "{shown}");
         }
         println!("{mode:?} -> {} mode:\n{shown}", port.mode());
-        let busy = AfXdpPort::open(&cfg).err().unwrap();
-        assert!(matches!(busy, AfXdpError::Busy { .. }), "{busy:?}");
-        println!("second open: {busy}");
+        if mode == XdpMode::Auto {
+            // Busy is reported only after the retry window (BUSY_RETRY): check it once.
+            let busy = AfXdpPort::open(&cfg).err().unwrap();
+            assert!(matches!(busy, AfXdpError::Busy { .. }), "{busy:?}");
+            println!("second open: {busy}");
+        }
         drop(port);
         let shown = xdp_shown(None, &l.sw);
         assert!(
@@ -522,4 +525,68 @@ fn port_inside_a_namespace() {
     drop(port);
     let shown = xdp_shown(Some(&swns), "sw0");
     assert!(!has_xdp_prog(&shown), "program left after drop:\n{shown}");
+}
+
+/// Throughput smoke (reported, not asserted beyond "frames arrive"): one UDP socket in the host
+/// namespace writing as fast as bash can, the port receiving on this thread.
+#[test]
+fn rx_throughput_smoke() {
+    need_root!("rx_throughput_smoke");
+    const N: u32 = 100_000;
+    let l = lab(&run_prefix());
+    l.ns.ip(&[
+        "neigh",
+        "replace",
+        "10.77.0.2",
+        "lladdr",
+        "02:00:00:77:00:02",
+        "dev",
+        "eth0",
+        "nud",
+        "permanent",
+    ])
+    .unwrap();
+    let mut port = AfXdpPort::open(&AfXdpConfig::new(&l.sw)).unwrap();
+    let mut pool = BufPool::new(1024);
+    let mut out = [0u32; BURST];
+    let t0 = Instant::now();
+    let mut sender = l
+        .ns
+        .command("bash")
+        .args([
+            "-c",
+            &format!(
+                "exec 3>/dev/udp/10.77.0.2/9; for ((i=0;i<{N};i++)); do echo -n x >&3; done 2>/dev/null"
+            ),
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("bash");
+    let (mut got, mut first, mut last) = (0u64, None, t0);
+    let mut done = false;
+    while !(done && last.elapsed() > Duration::from_millis(300)) {
+        let r = port.rx_burst(&mut pool, &mut out);
+        assert_eq!(r.error, None);
+        if r.n > 0 {
+            first.get_or_insert_with(Instant::now);
+            last = Instant::now();
+        }
+        for &b in &out[..r.n] {
+            got += is_udp_to_9(pool.get(b).data()) as u64;
+            pool.free(b);
+        }
+        done = done || sender.try_wait().unwrap().is_some();
+        assert!(t0.elapsed() < Duration::from_secs(120), "sender too slow");
+    }
+    let _ = sender.wait();
+    let secs = first.map_or(0.0, |f| last.duration_since(f).as_secs_f64());
+    println!(
+        "throughput smoke ({} mode): {got} of {N} frames in {secs:.2} s = {:.0} frames/s (generator: bash, one socket); kernel stats {:?}",
+        port.mode(),
+        got as f64 / secs.max(1e-9),
+        port.kernel_stats()
+    );
+    assert!(got > 0, "no frames received");
+    assert!(port.balanced(), "{:?}", port.accounting());
 }

@@ -8,7 +8,8 @@
 //!   libxdp attaches its default redirect program (through its dispatcher when bpffs is mounted,
 //!   otherwise as a single program); the program is removed when the port is dropped.
 //! - Failures are typed ([`AfXdpError`]) and say what to do: missing interface, not root,
-//!   AF_XDP unsupported, interface/queue busy, native XDP unsupported.
+//!   AF_XDP unsupported, interface/queue busy, native XDP unsupported. A busy queue is retried
+//!   for [`BUSY_RETRY`] first (the kernel releases a just-closed socket's queue asynchronously).
 //! - The port owns every UMEM frame. Half are receive frames: always either on the fill ring or
 //!   on the rx ring (each received frame is copied into a pool buffer and put straight back on
 //!   the fill ring), so the fill ring stays full. The other half are transmit frames: free in the
@@ -40,6 +41,10 @@ use xsk_rs::{CompQueue, FillQueue, FrameDesc, RxQueue, TxQueue, Umem};
 
 /// Empty receive bursts between two checks of the socket's error state.
 pub const IDLE_CHECK: u32 = 1024;
+
+/// How long [`AfXdpPort::open`] retries a busy queue (a socket closed just before is released
+/// by the kernel asynchronously).
+pub const BUSY_RETRY: std::time::Duration = std::time::Duration::from_millis(3000);
 
 /// XDP attach mode requested.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -341,7 +346,11 @@ impl AfXdpPort {
         };
         let mut last = None;
         let mut opened = None;
-        for (i, &(flags, used)) in tries.iter().enumerate() {
+        // The kernel frees a closed socket's buffer pool from a work queue, so the queue of a
+        // port dropped a moment ago can still be busy: retry EBUSY for a short while.
+        let busy_until = std::time::Instant::now() + BUSY_RETRY;
+        let mut i = 0;
+        while let Some(&(flags, used)) = tries.get(i) {
             let sock_cfg = SocketConfig::builder()
                 .rx_queue_size(rx_q)
                 .tx_queue_size(tx_q)
@@ -358,6 +367,10 @@ impl AfXdpPort {
                 }
                 Err(e) => {
                     let errno = errno_of(&e);
+                    if errno == Some(libc::EBUSY) && std::time::Instant::now() < busy_until {
+                        std::thread::sleep(std::time::Duration::from_millis(10));
+                        continue;
+                    }
                     let fatal = matches!(
                         errno,
                         Some(libc::EPERM)
@@ -379,6 +392,7 @@ impl AfXdpPort {
                         return Err(os("socket bind", &e));
                     }
                     last = Some(e);
+                    i += 1;
                 }
             }
         }
