@@ -298,3 +298,167 @@ fn three_host_lab_up_ping_all_exec_down() {
         text(&o)
     );
 }
+
+fn ping(ns: &str, ip: &str) -> bool {
+    Command::new("ip")
+        .args(["netns", "exec", ns, "ping", "-c", "1", "-W", "1", ip])
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false)
+}
+
+fn ctl_json(sock: &str, args: &[&str]) -> serde_json::Value {
+    let mut a = vec!["ctl", "--socket", sock, "--json"];
+    a.extend_from_slice(args);
+    let o = strato(&a);
+    assert!(o.status.success(), "{}", text(&o));
+    serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(&o)))
+}
+
+fn xdp_attached(ns: &str, dev: &str) -> bool {
+    Command::new("ip")
+        .args(["-n", ns, "-d", "link", "show", "dev", dev])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).contains("xdp"))
+        .unwrap_or(false)
+}
+
+/// The ports issue's acceptance scenario: learning visible in dump-flows, del-port stops only
+/// that host, a veth deleted under the daemon takes only its port down, SIGTERM removes every
+/// XDP program, and nothing is left behind.
+#[test]
+fn daemon_learns_survives_port_loss_and_cleans_up() {
+    if !netns::is_root() {
+        eprintln!(
+            "SKIPPED daemon_learns_survives_port_loss_and_cleans_up: needs root (CI runs as root)"
+        );
+        return;
+    }
+    let name = lab_name();
+    let topo = format!("{}\n[[host]]\nname = \"h4\"\nip = \"10.0.0.4/24\"\nlink = \"afxdp\"\nmac = \"02:00:00:00:00:04\"\n", topology(&name));
+    let file = TopoFile::new(&name, &topo);
+    let _guard = LabGuard(&file);
+    let o = strato(&["lab", "up", file.path()]);
+    assert!(o.status.success(), "{}", text(&o));
+    let sock = format!("/run/strato-lab/{name}/strato.sock");
+    let ns = |h: &str| format!("{name}-{h}");
+    let o = strato(&["lab", "ping-all", file.path()]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("12/12"),
+        "{}",
+        text(&o)
+    );
+
+    // MAC learning is visible as rules: every host's MAC as a learned source and destination.
+    let flows = ctl_json(&sock, &["dump-flows"]);
+    let flows = flows["flows"].as_array().unwrap();
+    for h in 1..=4 {
+        let mac = format!("02:00:00:00:00:0{h}");
+        assert!(
+            flows.iter().any(|f| f["match"]
+                .as_str()
+                .unwrap_or("")
+                .contains(&format!("dl_src={mac}"))),
+            "{mac} not learned: {flows:?}"
+        );
+        assert!(
+            flows.iter().any(|f| f["match"]
+                .as_str()
+                .unwrap_or("")
+                .contains(&format!("dl_dst={mac}"))),
+            "{mac} not learned: {flows:?}"
+        );
+    }
+
+    // del-port: h1 is cut off; the others still reach each other. Its XDP program is gone.
+    let h1_port = format!("{name}-h1");
+    assert!(xdp_attached(&ns("sw"), &h1_port));
+    let o = strato(&["ctl", "--socket", &sock, "del-port", &h1_port]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(
+        !xdp_attached(&ns("sw"), &h1_port),
+        "del-port left the XDP program"
+    );
+    assert!(!ping(&ns("h1"), "10.0.0.2"));
+    assert!(
+        ping(&ns("h2"), "10.0.0.3") && ping(&ns("h3"), "10.0.0.4") && ping(&ns("h4"), "10.0.0.2")
+    );
+    // Deleting it twice, or a port that never existed, is a clear error (exit 1).
+    let o = strato(&["ctl", "--socket", &sock, "del-port", &h1_port]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains(&h1_port),
+        "{}",
+        text(&o)
+    );
+
+    // h2's veth deleted under the daemon: its port goes down (shown, with a reason), the daemon
+    // keeps running and the others keep forwarding.
+    netns::ip(&["-n", &ns("h2"), "link", "del", "eth0"]).unwrap();
+    let t = std::time::Instant::now();
+    loop {
+        let show = ctl_json(&sock, &["show"]);
+        let p = show["ports"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["name"] == format!("{name}-h2"))
+            .cloned()
+            .unwrap();
+        if p["up"] == false {
+            assert!(
+                p["down_reason"].as_str().is_some_and(|r| !r.is_empty()),
+                "{p}"
+            );
+            break;
+        }
+        assert!(
+            t.elapsed() < std::time::Duration::from_secs(10),
+            "port never went down: {p}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert!(
+        ping(&ns("h3"), "10.0.0.4") && ping(&ns("h4"), "10.0.0.3"),
+        "the other ports stopped forwarding"
+    );
+    let stats = ctl_json(&sock, &["stats"]);
+    assert!(stats["ports"].as_array().unwrap().len() >= 3, "{stats}");
+
+    // SIGTERM: the daemon exits and no XDP program is left on the switch's interfaces.
+    let pid: i32 = std::fs::read_to_string(format!("/run/strato-lab/{name}/strato.pid"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let h4_port = format!("{name}-h4");
+    assert!(xdp_attached(&ns("sw"), &h4_port));
+    Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .unwrap();
+    let t = std::time::Instant::now();
+    while std::path::Path::new(&format!("/proc/{pid}")).exists() {
+        assert!(
+            t.elapsed() < std::time::Duration::from_secs(10),
+            "daemon did not exit on SIGTERM"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert!(
+        !xdp_attached(&ns("sw"), &h4_port),
+        "XDP program left after SIGTERM"
+    );
+    assert!(
+        !Path::new(&sock).exists(),
+        "control socket left after SIGTERM"
+    );
+
+    let o = strato(&["lab", "down", file.path()]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(netns::list_with_prefix(&format!("{name}-"))
+        .unwrap()
+        .is_empty());
+    assert!(root_links_with_prefix(&format!("{name}-")).is_empty());
+}
