@@ -3,7 +3,9 @@
 #   1. builds everything and runs every unit, property, scenario test and criterion bench smoke
 #      (cargo test --workspace --all-targets),
 #   2. fuzzes the packet parsers for a bounded time (FUZZ_SECONDS per target, default 30),
-#   3. runs the packet-rate harness on all five scenarios (release build) and checks its JSON.
+#   3. runs the packet-rate harness on all five scenarios (release build) and checks its JSON,
+#   4. runs the side-by-side lab benchmark briefly (strato, Linux bridge, OVS, raw AF_XDP on
+#      veths) and checks its JSON (root only: CI is root; elsewhere it says it skipped).
 # Exits non-zero on any failure. Prints a closing "N passed, N failed" line for the stages.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -37,6 +39,21 @@ for s in d["scenarios"]:
     print(f'{s["name"]:18} {s["mpps"]:7.2f} Mpps  {s["ns_per_pkt"]:6.1f} ns/pkt  baseline copy {s["baseline_copy_mpps"]:.2f} Mpps')
 PY
 then ok "bench smoke"; else bad "bench smoke"; fi
+
+stage "side-by-side lab benchmark smoke (root)"
+if [ "$(id -u)" -ne 0 ]; then
+  echo "SKIPPED lab benchmark smoke: needs root (namespaces, AF_XDP); CI runs as root"
+elif target/release/strato bench lab --seconds 2 --json > target/bench-lab.json \
+   && python3 - target/bench-lab.json <<'PY'
+import json, sys
+d = json.load(open(sys.argv[1]))
+for k in ("strato", "bridge", "ovs", "raw"):
+    assert d["mpps"][k] > 0, (k, d)
+for k in ("strato_over_bridge", "strato_over_ovs", "strato_over_raw"):
+    assert d["ratios"][k] > 0, (k, d)
+print("mpps", d["mpps"], "ratios", {k: round(v, 2) for k, v in d["ratios"].items()})
+PY
+then ok "lab bench smoke"; else bad "lab bench smoke"; fi
 
 echo
 echo "stages: ${passed} passed, ${failed} failed"
