@@ -371,6 +371,42 @@ fn daemon_learns_survives_port_loss_and_cleans_up() {
         );
     }
 
+    // Bad requests get a clear error (exit 1) and change nothing.
+    let o = strato(&[
+        "ctl",
+        "--socket",
+        &sock,
+        "add-port",
+        "nosuchif0",
+        "--kind",
+        "afxdp",
+    ]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("nosuchif0"),
+        "{}",
+        text(&o)
+    );
+    let o = strato(&[
+        "ctl",
+        "--socket",
+        &sock,
+        "add-port",
+        &format!("{name}-h4"),
+        "--kind",
+        "afxdp",
+    ]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("already exists"),
+        "{}",
+        text(&o)
+    );
+    assert!(
+        ping(&ns("h1"), "10.0.0.4"),
+        "a refused request disturbed forwarding"
+    );
+
     // del-port: h1 is cut off; the others still reach each other. Its XDP program is gone.
     let h1_port = format!("{name}-h1");
     assert!(xdp_attached(&ns("sw"), &h1_port));
