@@ -326,8 +326,9 @@ impl Controller {
         self.workers[worker].ch.stats.load()
     }
 
-    /// Sends a command to a worker (queued in order behind any backlog).
-    pub fn send(&mut self, worker: usize, cmd: Command) {
+    /// Sends a command to a worker (queued in order behind any backlog). Crate-private: the
+    /// controller keeps its megaflow mirror in step with what it sends.
+    pub(crate) fn send(&mut self, worker: usize, cmd: Command) {
         let w = &mut self.workers[worker];
         if w.backlog.is_empty() {
             if let Err(c) = w.ch.cmds.push(cmd) {
@@ -780,16 +781,53 @@ fn controller_loop(mut c: Controller, poll: &mut Poll, calls: Receiver<Call>) {
             let _ = poll.poll(&mut events, Some(timeout));
         }
     }
-    for i in 0..c.workers.len() {
-        c.send(i, Command::Stop);
-    }
-    while c.workers.iter().any(|w| !w.backlog.is_empty()) {
-        c.flush_backlogs();
-        std::thread::sleep(Duration::from_micros(100));
-    }
-    for w in &mut c.workers {
-        if let Some(t) = w.thread.take() {
-            let _ = t.join();
+    // Dropping `c` stops and joins the workers (also if this thread panics).
+}
+
+/// How long shutdown waits for workers to take their Stop command and exit.
+const STOP_DEADLINE: Duration = Duration::from_secs(5);
+
+impl Drop for Controller {
+    /// Stops every worker (after the commands already queued for it) and joins it, so every
+    /// port is closed and every XDP program removed, however the controller thread ends. Bounded:
+    /// a worker that died is skipped, and nothing waits longer than [`STOP_DEADLINE`].
+    fn drop(&mut self) {
+        let deadline = Instant::now() + STOP_DEADLINE;
+        for w in &mut self.workers {
+            w.backlog.push_back(Command::Stop);
+        }
+        loop {
+            let mut waiting = false;
+            for w in &mut self.workers {
+                if w.thread.as_ref().is_none_or(|t| t.is_finished()) {
+                    w.backlog.clear();
+                    continue;
+                }
+                while let Some(c) = w.backlog.pop_front() {
+                    if let Err(c) = w.ch.cmds.push(c) {
+                        w.backlog.push_front(c);
+                        waiting = true;
+                        break;
+                    }
+                }
+            }
+            if !waiting || Instant::now() > deadline {
+                break;
+            }
+            std::thread::sleep(Duration::from_micros(100));
+        }
+        for (i, w) in self.workers.iter_mut().enumerate() {
+            let Some(t) = w.thread.take() else { continue };
+            while !t.is_finished() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            if t.is_finished() {
+                if t.join().is_err() {
+                    tracing::error!(worker = i, "worker thread panicked");
+                }
+            } else {
+                tracing::error!(worker = i, "worker did not stop within {STOP_DEADLINE:?}");
+            }
         }
     }
 }

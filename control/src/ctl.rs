@@ -176,6 +176,10 @@ pub struct PortSpec {
     pub create: Option<bool>,
 }
 
+/// Highest port number strato accepts (OpenFlow 1.0's OFPP_MAX; workers index ports by
+/// number, so numbers stay small).
+pub const MAX_OFPORT: u32 = strato_datapath::port::MAX_PORT_NO;
+
 /// Longest Linux interface name (IFNAMSIZ - 1).
 pub const IFNAME_MAX: usize = 15;
 
@@ -200,11 +204,11 @@ impl PortSpec {
             ));
         }
         if let Some(p) = self.ofport {
-            // OpenFlow 1.3: 1..=0xffffff00 are physical/logical ports; the rest are reserved.
-            if p == 0 || p > 0xffff_ff00 {
+            // OpenFlow 1.0's range (1..=0xff00); 1.3 allows more, but workers index by number.
+            if p == 0 || p > MAX_OFPORT {
                 return Err(format!(
                     "ofport {p} is reserved; use 1 to {} (or leave it out to have one assigned)",
-                    0xffff_ff00u32
+                    MAX_OFPORT
                 ));
             }
         }
@@ -1606,7 +1610,8 @@ mod tests {
             .unwrap_err()
             .contains("reserved"));
         assert!(check(&|p| p.ofport = Some(0xffff_fffe)).is_err());
-        assert_eq!(check(&|p| p.ofport = Some(0xffff_ff00)), Ok(()));
+        assert_eq!(check(&|p| p.ofport = Some(MAX_OFPORT)), Ok(()));
+        assert!(check(&|p| p.ofport = Some(MAX_OFPORT + 1)).is_err());
         assert!(check(&|p| p.create = Some(true))
             .unwrap_err()
             .contains("tap ports only"));

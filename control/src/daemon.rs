@@ -328,6 +328,12 @@ pub fn run(cfg: Config) -> Result<(), DaemonError> {
     if !crate::netns::is_root() {
         return Err(DaemonError::NotRoot);
     }
+    // Signals first: one arriving during start-up must still lead to a clean stop.
+    let stop = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(sig, stop.clone())
+            .map_err(|e| DaemonError::Other(format!("cannot handle signals: {e}")))?;
+    }
     init_logging(&cfg.daemon.log_level);
     std::fs::create_dir_all(&cfg.daemon.state_dir).map_err(|e| {
         DaemonError::Other(format!(
@@ -409,11 +415,6 @@ pub fn run(cfg: Config) -> Result<(), DaemonError> {
         "strato running"
     );
 
-    let stop = Arc::new(AtomicBool::new(false));
-    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        signal_hook::flag::register(sig, stop.clone())
-            .map_err(|e| DaemonError::Other(format!("cannot handle signals: {e}")))?;
-    }
     while !stop.load(Ordering::Relaxed) {
         std::thread::sleep(Duration::from_millis(100));
     }

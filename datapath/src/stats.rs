@@ -91,6 +91,8 @@ pub struct WorkerCounters {
     pub commands: u64,
     /// Burst loop iterations that found packets.
     pub busy_loops: u64,
+    /// Receive bursts cut short because the buffer pool was empty (frames wait in the port).
+    pub rx_stalls: u64,
     /// Drops by reason, indexed by `DropReason as usize`.
     pub drops: [u64; DropReason::COUNT],
 }
@@ -141,6 +143,7 @@ impl WorkerCounters {
             self.executed,
             self.commands,
             self.busy_loops,
+            self.rx_stalls,
         ]
     }
 
@@ -158,6 +161,7 @@ impl WorkerCounters {
             executed: s[9],
             commands: s[10],
             busy_loops: s[11],
+            rx_stalls: s[12],
             drops,
         }
     }
@@ -178,7 +182,7 @@ pub struct PortCounters {
     pub tx_dropped: u64,
 }
 
-const SCALARS: usize = 12;
+const SCALARS: usize = 13;
 
 /// Lock-free snapshot of a worker's counters, readable from any thread.
 pub struct SharedWorkerStats {

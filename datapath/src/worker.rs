@@ -19,7 +19,7 @@
 use crate::buf::BufPool;
 use crate::exec;
 use crate::extract::{extract, TunnelMeta};
-use crate::port::{Frame, FrameRing, Port, BURST};
+use crate::port::{Frame, FrameRing, Port, BURST, MAX_PORT_NO};
 use crate::stats::{DropReason, SharedWorkerStats, WorkerCounters};
 use crossbeam::queue::ArrayQueue;
 use std::collections::VecDeque;
@@ -546,7 +546,8 @@ impl Worker {
             c.drop_n(DropReason::Oversize, r.oversize as u64);
         }
         if r.no_buffer {
-            c.drop(DropReason::NoBuffer);
+            // The frames wait in the port (ring, UMEM or kernel queue): a stall, not a drop.
+            c.rx_stalls += 1;
         }
         let n = r.n;
         if n == 0 {
@@ -808,6 +809,9 @@ impl Worker {
                 }
             }
             Command::SetRemotePort { port, ring } => {
+                if port > MAX_PORT_NO {
+                    return;
+                }
                 let i = port as usize;
                 if self.io.remote.len() <= i {
                     self.io.remote.resize(i + 1, None);
@@ -836,6 +840,13 @@ impl Worker {
                     self.io
                         .pending_events
                         .push_back(Event::Evicted { worker, id: old });
+                }
+                Insert::Replaced { old_id, .. } if old_id != id => {
+                    // The controller's mirror must forget the id this entry had.
+                    let worker = self.io.id;
+                    self.io
+                        .pending_events
+                        .push_back(Event::Evicted { worker, id: old_id });
                 }
                 Insert::Inserted { evicted: None, .. } | Insert::Replaced { .. } => {}
             },
@@ -978,15 +989,8 @@ impl Caches {
     /// EMC, then SMC, then the classifier. Stale (older-version) entries are misses.
     #[inline]
     fn lookup(&mut self, pk: &PacketKey, c: &mut WorkerCounters) -> Option<FlowRef> {
-        if let Some(fr) = self.emc.lookup(pk) {
-            if let Some(e) = self.cache.get(fr) {
-                if e.version >= self.version {
-                    c.emc_hits += 1;
-                    return Some(fr);
-                }
-                c.stale_hits += 1;
-                return None;
-            }
+        if let Some(fr) = self.emc_lookup(pk, c) {
+            return Some(fr);
         }
         if let Some(smc) = &self.smc {
             if let Some(fr) = self.cache.lookup_smc(smc, pk) {
@@ -1046,6 +1050,15 @@ impl Caches {
 impl Io {
     fn add_port(&mut self, p: Box<Port>) {
         let no = p.no as usize;
+        if p.no > MAX_PORT_NO {
+            // Ports are indexed by number; the controller validates numbers, so this is a
+            // defence: hand the port straight back rather than grow the index.
+            self.pending_events.push_back(Event::PortRemoved {
+                worker: self.id,
+                port: p,
+            });
+            return;
+        }
         if self.port_index.len() <= no {
             self.port_index.resize(no + 1, NO_PORT);
         }
@@ -1068,7 +1081,14 @@ impl Io {
             return None;
         }
         let mut p = self.ports.remove(i as usize);
-        p.flush(&mut self.pool);
+        // Frames still queued for it, or handed over by other workers, are dropped and counted.
+        let refused = p.flush(&mut self.pool);
+        self.counters.drop_n(DropReason::NoSuchPort, refused as u64);
+        if let Some(ring) = &p.handoff {
+            ring.close();
+            let lost = ring.drain().len();
+            self.counters.drop_n(DropReason::NoSuchPort, lost as u64);
+        }
         p.publish();
         self.reindex();
         Some(Box::new(p))
@@ -1328,9 +1348,15 @@ impl Io {
     fn flush_all(&mut self) {
         for p in &mut self.ports {
             if p.has_pending() {
+                let up = p.up;
                 let refused = p.flush(&mut self.pool);
                 if refused > 0 {
-                    self.counters.drop_n(DropReason::TxFull, refused as u64);
+                    let why = if up {
+                        DropReason::TxFull
+                    } else {
+                        DropReason::PortDown
+                    };
+                    self.counters.drop_n(why, refused as u64);
                 }
             }
         }

@@ -42,6 +42,7 @@ impl Frame {
 pub struct FrameRing {
     full: ArrayQueue<Box<Frame>>,
     free: ArrayQueue<Box<Frame>>,
+    closed: std::sync::atomic::AtomicBool,
 }
 
 /// The ring had no free slot.
@@ -59,12 +60,16 @@ impl FrameRing {
         Arc::new(FrameRing {
             full: ArrayQueue::new(slots),
             free,
+            closed: Default::default(),
         })
     }
 
     /// Enqueues a copy of `bytes` (frames longer than a buffer are still carried, truncated to
     /// [`MAX_FRAME`] + 1 bytes so the receiver sees and counts them as oversize).
     pub fn push(&self, bytes: &[u8]) -> Result<(), RingFull> {
+        if self.is_closed() {
+            return Err(RingFull);
+        }
         let mut f = self.free.pop().ok_or(RingFull)?;
         f.set(bytes);
         if bytes.len() > MAX_FRAME {
@@ -89,11 +94,21 @@ impl FrameRing {
     #[inline]
     pub fn pop_into(&self, buf: &mut crate::buf::Buf) -> Option<bool> {
         let f = self.full.pop()?;
-        let ok = buf
-            .fill(&f.data[..(f.len as usize).min(MAX_FRAME + 1)])
-            .is_ok();
+        let len = f.len as usize;
+        let ok = len <= MAX_FRAME && buf.fill(&f.data[..len]).is_ok();
         let _ = self.free.push(f);
         Some(ok)
+    }
+
+    /// Refuses every later push (the port behind the ring is gone).
+    pub fn close(&self) {
+        self.closed
+            .store(true, std::sync::atomic::Ordering::Release);
+    }
+
+    /// True after [`FrameRing::close`].
+    pub fn is_closed(&self) -> bool {
+        self.closed.load(std::sync::atomic::Ordering::Acquire)
     }
 
     /// Frames waiting.
@@ -161,6 +176,16 @@ impl MemPort {
 
     /// A replay source over `frames` (each at most `MAX_FRAME` bytes) with a counting sink.
     pub fn replay(frames: &[Vec<u8>], total: u64) -> MemPort {
+        if frames.is_empty() {
+            return MemPort {
+                source: MemSource::None,
+                sink: MemSink::Count,
+            };
+        }
+        let frames: Vec<&[u8]> = frames
+            .iter()
+            .map(|f| &f[..f.len().min(MAX_FRAME)])
+            .collect();
         let stride = frames
             .iter()
             .map(|f| f.len())
@@ -290,6 +315,32 @@ impl MemPort {
 mod tests {
     use super::*;
     use crate::port::{Port, PortKind};
+
+    #[test]
+    fn oversized_and_closed_rings_never_panic() {
+        let r = FrameRing::new(2);
+        r.push(&vec![0xab; MAX_FRAME + 300]).unwrap(); // longer than a slot: marked oversize
+        let mut b = crate::buf::Buf::new();
+        assert_eq!(
+            r.pop_into(&mut b),
+            Some(false),
+            "oversize frame dropped, not sliced past the slot"
+        );
+        r.push(&[1, 2, 3]).unwrap();
+        assert_eq!(r.pop_into(&mut b), Some(true));
+        assert_eq!(b.data(), &[1, 2, 3]);
+        assert_eq!(r.pop_into(&mut b), None);
+        r.close();
+        assert_eq!(r.push(&[1]), Err(RingFull), "a closed ring refuses frames");
+        let mut p = MemPort::replay(&[], 10);
+        let mut pool = BufPool::new(2);
+        let mut out = [0u32; BURST];
+        assert_eq!(
+            p.rx_burst(&mut pool, &mut out).n,
+            0,
+            "an empty replay sends nothing"
+        );
+    }
 
     #[test]
     fn ring_roundtrip_and_full() {

@@ -26,6 +26,8 @@ use strato_flowtable::PortNo;
 
 /// Frames per receive burst (as Open vSwitch and VPP).
 pub const BURST: usize = 32;
+/// Highest port number (OpenFlow 1.0's OFPP_MAX): workers index ports by number.
+pub const MAX_PORT_NO: PortNo = 0xff00;
 /// Buffers a port may hold queued for transmit before it must flush.
 pub const TX_QUEUE: usize = 2 * BURST;
 
