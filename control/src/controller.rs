@@ -129,6 +129,8 @@ pub struct Controller {
     notifier: Arc<Notifier>,
     ports: Vec<PortRecord>,
     learning: Option<Learning>,
+    /// The pipeline changed during this batch of upcalls; revalidate once at its end.
+    reval_pending: bool,
     started: Instant,
     stats_pending: usize,
     stop: bool,
@@ -543,7 +545,8 @@ impl Controller {
                 if let Some(l) = self.learning {
                     match l.learn(&mut self.pipeline, u.in_port, u.frame.bytes(), now) {
                         Ok(Learned::Nothing) => {}
-                        Ok(_) => self.revalidate(),
+                        // One revalidation per batch of upcalls, not per learned address.
+                        Ok(_) => self.reval_pending = true,
                         Err(e) => tracing::warn!(%e, "learning failed"),
                     }
                 }
@@ -627,6 +630,9 @@ impl Controller {
                 self.handle_upcall(u);
                 n += 1;
             }
+        }
+        if std::mem::take(&mut self.reval_pending) {
+            self.revalidate();
         }
         self.flush_backlogs();
         n
@@ -734,6 +740,7 @@ pub fn start(
         notifier,
         ports: Vec::new(),
         learning: None,
+        reval_pending: false,
         started: Instant::now(),
         stats_pending: 0,
         stop: false,
