@@ -14,3 +14,4 @@ pub mod gen;
 pub mod lab;
 pub mod learning;
 pub mod netns;
+pub mod openflow;
