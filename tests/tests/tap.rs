@@ -9,7 +9,7 @@
 
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
-use strato_control::netns::{ip, is_root, run_prefix, veth_pair, Netns};
+use strato_control::netns::{ip, run_prefix, veth_pair, Netns, RootLink};
 use strato_datapath::buf::{BufPool, MAX_FRAME};
 use strato_datapath::port::tap::{TapConfig, TapError, TapPort};
 use strato_datapath::port::{Port, PortKind, BURST};
@@ -22,24 +22,6 @@ use etherparse::{
 const WAIT: Duration = Duration::from_secs(8);
 /// The MAC the test's responder (the "switch side") answers with.
 const PEER_MAC: [u8; 6] = [0x02, 0x53, 0x54, 0x00, 0x00, 0x02];
-
-macro_rules! need_root {
-    ($name:expr) => {
-        if !is_root() {
-            eprintln!("SKIPPED {}: needs root (CI runs as root)", $name);
-            return;
-        }
-    };
-}
-
-/// An interface in the root namespace, deleted on drop (a no-op when it is already gone).
-struct RootLink(String);
-
-impl Drop for RootLink {
-    fn drop(&mut self) {
-        let _ = ip(&["link", "del", &self.0]);
-    }
-}
 
 fn link_exists(name: &str) -> bool {
     ip(&["link", "show", "dev", name]).is_ok()
@@ -134,7 +116,7 @@ fn arp_of(frame: &[u8]) -> Option<ArpEthIpv4Packet> {
 /// tap's MAC.
 #[test]
 fn tap_receives_arp_from_vm() {
-    need_root!("tap_receives_arp_from_vm");
+    strato_control::skip_unless_root!("tap_receives_arp_from_vm");
     let p = run_prefix();
     let (tap, _guard) = open_created(&p);
     let name = tap.ifname().to_string();
@@ -231,7 +213,7 @@ fn answer(frame: &[u8]) -> Option<Vec<u8>> {
 /// succeeds through rx_burst and tx.
 #[test]
 fn ping_through_tap_port() {
-    need_root!("ping_through_tap_port");
+    strato_control::skip_unless_root!("ping_through_tap_port");
     let p = run_prefix();
     let (tap, _guard) = open_created(&p);
     let name = tap.ifname().to_string();
@@ -299,7 +281,7 @@ fn ping_through_tap_port() {
 /// deleted on drop; a second attach to a held tap is `Busy`.
 #[test]
 fn persistent_attach_and_created_delete() {
-    need_root!("persistent_attach_and_created_delete");
+    strato_control::skip_unless_root!("persistent_attach_and_created_delete");
     let p = run_prefix();
     let pers = format!("{p}p");
     let _g = RootLink(pers.clone());
@@ -342,7 +324,7 @@ fn persistent_attach_and_created_delete() {
 /// was asked for, a multi-queue tap.
 #[test]
 fn open_errors() {
-    need_root!("open_errors");
+    strato_control::skip_unless_root!("open_errors");
     let p = run_prefix();
     let long = format!("{p}{}", "x".repeat(16 - p.len()));
     assert_eq!(long.len(), 16);
@@ -410,7 +392,7 @@ fn open_errors() {
 /// deleting the device is reported once, then the port is quiet.
 #[test]
 fn oversize_no_buffer_and_device_gone() {
-    need_root!("oversize_no_buffer_and_device_gone");
+    strato_control::skip_unless_root!("oversize_no_buffer_and_device_gone");
     let p = run_prefix();
     let (mut tap, _guard) = open_created(&p);
     let name = tap.ifname().to_string();
@@ -498,7 +480,7 @@ fn oversize_no_buffer_and_device_gone() {
 /// A write error that means the device is gone takes the port down through `Port`.
 #[test]
 fn device_gone_takes_port_down() {
-    need_root!("device_gone_takes_port_down");
+    strato_control::skip_unless_root!("device_gone_takes_port_down");
     let p = run_prefix();
     let (tap, _guard) = open_created(&p);
     let name = tap.ifname().to_string();
