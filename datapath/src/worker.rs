@@ -609,6 +609,8 @@ impl Worker {
             }
         }
 
+        let (emc_miss, emc_misses) = (miss, misses);
+
         // Stage 3: signature-match cache, in three passes (bucket, candidate, verify).
         if misses > 0 {
             if let Some(smc) = &self.c.smc {
@@ -661,9 +663,12 @@ impl Worker {
                 .classify(&self.keys[i as usize], &mut self.io.counters);
         }
 
-        // Prefetch each hit's action list (its entry line is warm from the lookup).
-        for fr in found[..n].iter().flatten() {
-            self.c.cache.prefetch_actions(*fr);
+        // Prefetch the action lists the SMC and classifier found (their entry lines are warm
+        // from verification; EMC hits' action lists are hot already).
+        for &i in &emc_miss[..emc_misses] {
+            if let Some(fr) = found[i as usize] {
+                self.c.cache.prefetch_actions(fr);
+            }
         }
 
         // Stage 5: actions (or upcall), in arrival order. Tunnel pops are gathered.
