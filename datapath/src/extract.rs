@@ -189,7 +189,7 @@ const L3_MALFORMED: L3 = L3 {
 
 /// Extracts `frame`'s key into `out` (fills key, map and hash). See the module docs for the
 /// semantics; `out` must hold the [`PacketKey`] invariant (words outside `map` are zero).
-#[inline]
+#[inline(always)]
 pub fn extract(
     frame: &[u8],
     in_port: PortNo,
