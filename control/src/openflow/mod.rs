@@ -34,12 +34,24 @@ pub struct Header {
 impl Header {
     /// Reads a header (does not check that the whole message is present).
     pub fn parse(b: &[u8]) -> Result<Header, OfError> {
-        let h = b.get(..HEADER_LEN).ok_or(OfError::Truncated { what: "header", need: HEADER_LEN, have: b.len() })?;
+        let h = b.get(..HEADER_LEN).ok_or(OfError::Truncated {
+            what: "header",
+            need: HEADER_LEN,
+            have: b.len(),
+        })?;
         let length = u16::from_be_bytes([h[2], h[3]]);
         if (length as usize) < HEADER_LEN {
-            return Err(OfError::BadLength { what: "header", length: length as usize });
+            return Err(OfError::BadLength {
+                what: "header",
+                length: length as usize,
+            });
         }
-        Ok(Header { version: h[0], type_: h[1], length, xid: u32::from_be_bytes([h[4], h[5], h[6], h[7]]) })
+        Ok(Header {
+            version: h[0],
+            type_: h[1],
+            length,
+            xid: u32::from_be_bytes([h[4], h[5], h[6], h[7]]),
+        })
     }
 
     /// Appends the header to `out`.
@@ -114,7 +126,14 @@ impl<'a> Reader<'a> {
     }
     /// The next `n` bytes.
     pub fn bytes(&mut self, n: usize, what: &'static str) -> Result<&'a [u8], OfError> {
-        let s = self.b.get(self.pos..self.pos.saturating_add(n)).ok_or(OfError::Truncated { what, need: n, have: self.remaining() })?;
+        let s = self
+            .b
+            .get(self.pos..self.pos.saturating_add(n))
+            .ok_or(OfError::Truncated {
+                what,
+                need: n,
+                have: self.remaining(),
+            })?;
         self.pos += n;
         Ok(s)
     }
@@ -167,7 +186,11 @@ pub enum Message {
 pub fn parse(b: &[u8]) -> Result<(Message, usize), OfError> {
     let h = Header::parse(b)?;
     let len = h.length as usize;
-    let msg = b.get(..len).ok_or(OfError::Truncated { what: "message", need: len, have: b.len() })?;
+    let msg = b.get(..len).ok_or(OfError::Truncated {
+        what: "message",
+        need: len,
+        have: b.len(),
+    })?;
     match h.version {
         OFP10 => Ok((Message::V10(v10::Message::parse(msg)?), len)),
         OFP13 => Ok((Message::V13(v13::Message::parse(msg)?), len)),
@@ -194,12 +217,21 @@ mod tests {
         let mut out = Vec::new();
         h.emit(&mut out);
         assert_eq!(out, [4, 0, 0, 16, 0, 0, 0, 7]);
-        assert!(matches!(Header::parse(&[4, 0, 0]), Err(OfError::Truncated { .. })));
-        assert!(matches!(Header::parse(&[4, 0, 0, 4, 0, 0, 0, 0]), Err(OfError::BadLength { .. })));
+        assert!(matches!(
+            Header::parse(&[4, 0, 0]),
+            Err(OfError::Truncated { .. })
+        ));
+        assert!(matches!(
+            Header::parse(&[4, 0, 0, 4, 0, 0, 0, 0]),
+            Err(OfError::BadLength { .. })
+        ));
         let mut r = Reader::new(&[1, 2, 3]);
         assert_eq!(r.u16("x").unwrap(), 0x0102);
         assert!(r.u16("y").is_err());
         assert_eq!(r.u8("z").unwrap(), 3);
-        assert!(matches!(parse(&[9, 0, 0, 8, 0, 0, 0, 0]), Err(OfError::BadVersion(9))));
+        assert!(matches!(
+            parse(&[9, 0, 0, 8, 0, 0, 0, 0]),
+            Err(OfError::BadVersion(9))
+        ));
     }
 }
