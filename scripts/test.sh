@@ -19,7 +19,7 @@ stage "bootstrap"
 scripts/bootstrap.sh --fuzz
 
 stage "cargo test --workspace --all-targets"
-if cargo test --workspace --all-targets; then ok "cargo test"; else bad "cargo test"; fi
+if cargo test --workspace --all-targets --no-fail-fast; then ok "cargo test"; else bad "cargo test"; fi
 
 stage "fuzz (${FUZZ_SECONDS}s per target)"
 if scripts/fuzz.sh "$FUZZ_SECONDS"; then ok "fuzz"; else bad "fuzz"; fi
