@@ -387,11 +387,6 @@ impl Controller {
             .collect()
     }
 
-    /// Megaflows the controller believes are cached on a worker.
-    pub fn mirrored(&self, worker: usize) -> usize {
-        self.workers[worker].mirror.len()
-    }
-
     /// Re-translates every mirrored megaflow against the current pipeline and tells each worker
     /// the verdicts along with the new version.
     pub fn revalidate(&mut self) {

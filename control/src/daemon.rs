@@ -13,7 +13,7 @@
 //! - On SIGINT/SIGTERM: the control socket is removed, workers stop, every port is closed
 //!   (AF_XDP sockets detach their XDP programs, taps strato created are deleted).
 
-use crate::controller::{start, ControlError, ControllerHandle, Running};
+use crate::controller::{start, ControlError, ControllerHandle};
 use crate::ctl::{
     self, DpFlowReport, DpFlowsReport, FlowReport, FlowsReport, PortReport, PortSpec, PortStats,
     Request, ShowReport, StatsReport, WorkerReport, WorkerStats,
@@ -649,11 +649,6 @@ fn handle_request(s: &Shared, req: Request) -> Result<serde_json::Value, String>
             to_value(&report)
         }
     }
-}
-
-/// A handle kept for tests that drive a daemon in-process.
-pub fn running_handle(r: &Running) -> ControllerHandle {
-    r.handle.clone()
 }
 
 #[cfg(test)]
