@@ -2,6 +2,11 @@
 //! revalidates megaflows in the workers; and the pieces of the `strato` command.
 //!
 //! - [`controller`]: the controller thread, its handle, upcall handling, revalidation, barriers.
+//! - [`learning`]: the MAC-learning switch (fail mode standalone), as OpenFlow rules.
+//! - [`daemon`]: `strato run`; [`ctl`]: `strato ctl` and its protocol; [`lab`]: `strato lab`;
+//!   [`gen`]: `strato gen`; [`benchlab`]: `strato bench lab`.
+//! - [`openflow`]: OpenFlow 1.0/1.3 codecs; [`ofchannel`]: a first OpenFlow 1.3 channel
+//!   (ovs-ofctl add/dump/del-flows, show), not yet started by the daemon.
 //! - [`demo`]: `strato demo`, two hosts with tenants over VXLAN, in memory.
 //! - [`netns`]: namespaces and veth pairs for labs and tests (per-run prefixes, torn down on drop).
 
@@ -14,4 +19,5 @@ pub mod gen;
 pub mod lab;
 pub mod learning;
 pub mod netns;
+pub mod ofchannel;
 pub mod openflow;
