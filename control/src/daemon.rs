@@ -73,6 +73,10 @@ pub struct DaemonSection {
     /// Busy-poll workers (lowest latency, a full core each); default: back off when idle.
     #[serde(default)]
     pub busy_poll: bool,
+    /// OpenFlow 1.3 listeners for clients such as `ovs-ofctl -O OpenFlow13`, e.g.
+    /// `["ptcp:6653:127.0.0.1"]` (default: none).
+    #[serde(default)]
+    pub openflow_listen: Vec<String>,
 }
 
 impl Default for DaemonSection {
@@ -84,6 +88,7 @@ impl Default for DaemonSection {
             controller_core: None,
             worker_cores: None,
             busy_poll: false,
+            openflow_listen: Vec::new(),
         }
     }
 }
@@ -247,6 +252,10 @@ fn validate(cfg: &Config, ncores: usize) -> Result<(), String> {
             return Err("[daemon] worker_cores lists a core twice".into());
         }
     }
+    for a in &d.openflow_listen {
+        crate::ofchannel::parse_addr(a)
+            .map_err(|e| format!("[daemon] openflow_listen {a:?}: {e}"))?;
+    }
     let mut names = std::collections::HashSet::new();
     let mut nos = std::collections::HashSet::new();
     for (i, p) in cfg.ports.iter().enumerate() {
@@ -402,6 +411,13 @@ pub fn run(cfg: Config) -> Result<(), DaemonError> {
     if let Some(dir) = cfg.daemon.control_socket.parent() {
         let _ = std::fs::create_dir_all(dir);
     }
+    let mut of_listeners = Vec::new();
+    for addr in &cfg.daemon.openflow_listen {
+        let ch = crate::ofchannel::listen(addr, handle.clone())
+            .map_err(|e| DaemonError::Other(format!("openflow_listen {addr}: {e}")))?;
+        tracing::info!(%addr, "OpenFlow 1.3 listener up");
+        of_listeners.push(ch);
+    }
     let s2 = shared.clone();
     let server = ctl::serve(
         &cfg.daemon.control_socket,
@@ -420,6 +436,7 @@ pub fn run(cfg: Config) -> Result<(), DaemonError> {
     }
     tracing::info!("signal received: stopping");
     drop(server);
+    drop(of_listeners);
     running.stop();
     tracing::info!("stopped: ports closed, XDP programs removed");
     Ok(())
@@ -706,6 +723,8 @@ kind = "tap"
         let e = parse("[[port]]\nname = \"v0\"\nkind = \"tap\"\nofport = 1\n[[port]]\nname = \"v1\"\nkind = \"tap\"\nofport = 1\n")
             .unwrap_err();
         assert!(e.contains("ofport 1"), "{e}");
+        let e = parse("[daemon]\nopenflow_listen = [\"tcp:1\"]\n").unwrap_err();
+        assert!(e.contains("openflow_listen"), "{e}");
         let e = parse("[daemon]\nlog_level = \"loud\"\n").unwrap_err();
         assert!(e.contains("log_level"), "{e}");
     }

@@ -6,7 +6,7 @@
 //! - [`daemon`]: `strato run`; [`ctl`]: `strato ctl` and its protocol; [`lab`]: `strato lab`;
 //!   [`gen`]: `strato gen`; [`benchlab`]: `strato bench lab`.
 //! - [`openflow`]: OpenFlow 1.0/1.3 codecs; [`ofchannel`]: a first OpenFlow 1.3 channel
-//!   (ovs-ofctl add/dump/del-flows, show), not yet started by the daemon.
+//!   (ovs-ofctl add/dump/del-flows, show), started by the daemon from `[daemon] openflow_listen`.
 //! - [`demo`]: `strato demo`, two hosts with tenants over VXLAN, in memory.
 //! - [`netns`]: namespaces and veth pairs for labs and tests (per-run prefixes, torn down on drop).
 
