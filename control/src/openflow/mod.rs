@@ -164,12 +164,55 @@ impl<'a> Reader<'a> {
     pub fn skip(&mut self, n: usize, what: &'static str) -> Result<(), OfError> {
         self.bytes(n, what).map(|_| ())
     }
+    /// Skips `n` padding bytes, which must be zero (every known sender zeroes padding; that
+    /// is what lets `emit` reproduce a parsed message without storing it).
+    pub fn zero_pad(&mut self, n: usize, what: &'static str) -> Result<(), OfError> {
+        if self.bytes(n, what)?.iter().any(|&x| x != 0) {
+            return Err(OfError::Invalid(format!(
+                "{what} is not zero; senders must zero padding"
+            )));
+        }
+        Ok(())
+    }
     /// Everything left.
     pub fn rest(&mut self) -> &'a [u8] {
         let s = &self.b[self.pos..];
         self.pos = self.b.len();
         s
     }
+}
+
+/// Standard base64 with padding (RFC 4648), as Ryu prints byte strings in its JSON.
+pub fn base64(b: &[u8]) -> String {
+    const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut s = String::with_capacity(b.len().div_ceil(3) * 4);
+    for c in b.chunks(3) {
+        let n = (c[0] as u32) << 16
+            | (*c.get(1).unwrap_or(&0) as u32) << 8
+            | *c.get(2).unwrap_or(&0) as u32;
+        for i in 0..4 {
+            if i <= c.len() {
+                s.push(T[(n >> (18 - 6 * i) & 63) as usize] as char);
+            } else {
+                s.push('=');
+            }
+        }
+    }
+    s
+}
+
+/// Bytes as `aa:bb:cc:dd:ee:ff`.
+pub fn mac_str(b: &[u8]) -> String {
+    b.iter()
+        .map(|x| format!("{x:02x}"))
+        .collect::<Vec<_>>()
+        .join(":")
+}
+
+/// The bytes of `b` up to the first NUL, as (lossy) UTF-8 (fixed-size name fields).
+pub fn c_str(b: &[u8]) -> String {
+    let end = b.iter().position(|&x| x == 0).unwrap_or(b.len());
+    String::from_utf8_lossy(&b[..end]).into_owned()
 }
 
 /// A message of either version.

@@ -15,6 +15,7 @@
 //!   body, error data.
 //! - The header length is recomputed on emit; `xid` is kept.
 
+pub use super::{base64, c_str, mac_str};
 use super::{Header, OfError, Reader, HEADER_LEN, OFP10};
 
 /// Message type numbers (`ofp_type`).
@@ -433,11 +434,11 @@ impl Match {
         let dl_dst = r.array("match.dl_dst")?;
         let dl_vlan = r.u16("match.dl_vlan")?;
         let dl_vlan_pcp = r.u8("match.dl_vlan_pcp")?;
-        pad(r, 1, "match pad1")?;
+        r.zero_pad(1, "match pad1")?;
         let dl_type = r.u16("match.dl_type")?;
         let nw_tos = r.u8("match.nw_tos")?;
         let nw_proto = r.u8("match.nw_proto")?;
-        pad(r, 2, "match pad2")?;
+        r.zero_pad(2, "match pad2")?;
         let nw_src = r.u32("match.nw_src")?;
         let nw_dst = r.u32("match.nw_dst")?;
         let tp_src = r.u16("match.tp_src")?;
@@ -618,24 +619,24 @@ impl Action {
             1 => {
                 fixed(8)?;
                 let vid = b.u16("set_vlan_vid")?;
-                pad(&mut b, 2, "set_vlan_vid pad")?;
+                b.zero_pad(2, "set_vlan_vid pad")?;
                 Action::SetVlanVid(vid)
             }
             2 => {
                 fixed(8)?;
                 let pcp = b.u8("set_vlan_pcp")?;
-                pad(&mut b, 3, "set_vlan_pcp pad")?;
+                b.zero_pad(3, "set_vlan_pcp pad")?;
                 Action::SetVlanPcp(pcp)
             }
             3 => {
                 fixed(8)?;
-                pad(&mut b, 4, "strip_vlan pad")?;
+                b.zero_pad(4, "strip_vlan pad")?;
                 Action::StripVlan
             }
             4 | 5 => {
                 fixed(16)?;
                 let addr = b.array("set_dl_addr")?;
-                pad(&mut b, 6, "set_dl_addr pad")?;
+                b.zero_pad(6, "set_dl_addr pad")?;
                 if type_ == 4 {
                     Action::SetDlSrc(addr)
                 } else {
@@ -654,13 +655,13 @@ impl Action {
             8 => {
                 fixed(8)?;
                 let tos = b.u8("set_nw_tos")?;
-                pad(&mut b, 3, "set_nw_tos pad")?;
+                b.zero_pad(3, "set_nw_tos pad")?;
                 Action::SetNwTos(tos)
             }
             9 | 10 => {
                 fixed(8)?;
                 let tp = b.u16("set_tp_port")?;
-                pad(&mut b, 2, "set_tp_port pad")?;
+                b.zero_pad(2, "set_tp_port pad")?;
                 if type_ == 9 {
                     Action::SetTpSrc(tp)
                 } else {
@@ -670,7 +671,7 @@ impl Action {
             11 => {
                 fixed(16)?;
                 let port = b.u16("enqueue.port")?;
-                pad(&mut b, 6, "enqueue pad")?;
+                b.zero_pad(6, "enqueue pad")?;
                 Action::Enqueue {
                     port,
                     queue_id: b.u32("enqueue.queue_id")?,
@@ -923,26 +924,11 @@ pub enum StatsReply {
     },
 }
 
-fn pad(r: &mut Reader<'_>, n: usize, what: &'static str) -> Result<(), OfError> {
-    let b = r.bytes(n, what)?;
-    if b.iter().any(|&x| x != 0) {
-        return Err(OfError::Invalid(format!(
-            "{what} is not zero; senders must zero padding"
-        )));
-    }
-    Ok(())
-}
-
 fn end(r: &Reader<'_>, what: &'static str, length: usize) -> Result<(), OfError> {
     if r.remaining() != 0 {
         return Err(OfError::BadLength { what, length });
     }
     Ok(())
-}
-
-fn c_str(b: &[u8]) -> String {
-    let n = b.iter().position(|&x| x == 0).unwrap_or(b.len());
-    String::from_utf8_lossy(&b[..n]).into_owned()
 }
 
 fn parse_phy_port(r: &mut Reader<'_>) -> Result<PhyPort, OfError> {
@@ -971,7 +957,7 @@ fn emit_phy_port(p: &PhyPort, out: &mut Vec<u8>) {
 fn parse_flow_stats_request(r: &mut Reader<'_>) -> Result<FlowStatsRequest, OfError> {
     let match_ = Match::parse(r)?;
     let table_id = r.u8("flow_stats_request.table_id")?;
-    pad(r, 1, "flow_stats_request pad")?;
+    r.zero_pad(1, "flow_stats_request pad")?;
     let out_port = r.u16("flow_stats_request.out_port")?;
     Ok(FlowStatsRequest {
         match_,
@@ -1016,12 +1002,12 @@ fn parse_stats_request(type_: u16, r: &mut Reader<'_>) -> Result<StatsRequest, O
         stats_type::AGGREGATE => StatsRequest::Aggregate(parse_flow_stats_request(r)?),
         stats_type::PORT => {
             let port_no = r.u16("port_stats_request.port_no")?;
-            pad(r, 6, "port_stats_request pad")?;
+            r.zero_pad(6, "port_stats_request pad")?;
             StatsRequest::Port { port_no }
         }
         stats_type::QUEUE => {
             let port_no = r.u16("queue_stats_request.port_no")?;
-            pad(r, 2, "queue_stats_request pad")?;
+            r.zero_pad(2, "queue_stats_request pad")?;
             StatsRequest::Queue {
                 port_no,
                 queue_id: r.u32("queue_stats_request.queue_id")?,
@@ -1058,14 +1044,14 @@ fn parse_stats_reply(type_: u16, r: &mut Reader<'_>) -> Result<StatsReply, OfErr
                 }
                 let mut e = Reader::new(r.bytes(length - 2, "flow_stats")?);
                 let table_id = e.u8("flow_stats.table_id")?;
-                pad(&mut e, 1, "flow_stats pad")?;
+                e.zero_pad(1, "flow_stats pad")?;
                 let match_ = Match::parse(&mut e)?;
                 let duration_sec = e.u32("flow_stats.duration_sec")?;
                 let duration_nsec = e.u32("flow_stats.duration_nsec")?;
                 let priority = e.u16("flow_stats.priority")?;
                 let idle_timeout = e.u16("flow_stats.idle_timeout")?;
                 let hard_timeout = e.u16("flow_stats.hard_timeout")?;
-                pad(&mut e, 6, "flow_stats pad2")?;
+                e.zero_pad(6, "flow_stats pad2")?;
                 let cookie = e.u64("flow_stats.cookie")?;
                 let packet_count = e.u64("flow_stats.packet_count")?;
                 let byte_count = e.u64("flow_stats.byte_count")?;
@@ -1090,7 +1076,7 @@ fn parse_stats_reply(type_: u16, r: &mut Reader<'_>) -> Result<StatsReply, OfErr
             let packet_count = r.u64("aggregate.packet_count")?;
             let byte_count = r.u64("aggregate.byte_count")?;
             let flow_count = r.u32("aggregate.flow_count")?;
-            pad(r, 4, "aggregate pad")?;
+            r.zero_pad(4, "aggregate pad")?;
             StatsReply::Aggregate(AggregateStats {
                 packet_count,
                 byte_count,
@@ -1099,7 +1085,7 @@ fn parse_stats_reply(type_: u16, r: &mut Reader<'_>) -> Result<StatsReply, OfErr
         }
         stats_type::TABLE => StatsReply::Table(entries(r, 64, "table stats", |r| {
             let table_id = r.u8("table_stats.table_id")?;
-            pad(r, 3, "table_stats pad")?;
+            r.zero_pad(3, "table_stats pad")?;
             Ok(TableStats {
                 table_id,
                 name: r.array("table_stats.name")?,
@@ -1112,7 +1098,7 @@ fn parse_stats_reply(type_: u16, r: &mut Reader<'_>) -> Result<StatsReply, OfErr
         })?),
         stats_type::PORT => StatsReply::Port(entries(r, 104, "port stats", |r| {
             let port_no = r.u16("port_stats.port_no")?;
-            pad(r, 6, "port_stats pad")?;
+            r.zero_pad(6, "port_stats pad")?;
             let mut counters = [0u64; 12];
             for c in &mut counters {
                 *c = r.u64("port_stats counter")?;
@@ -1121,7 +1107,7 @@ fn parse_stats_reply(type_: u16, r: &mut Reader<'_>) -> Result<StatsReply, OfErr
         })?),
         stats_type::QUEUE => StatsReply::Queue(entries(r, 32, "queue stats", |r| {
             let port_no = r.u16("queue_stats.port_no")?;
-            pad(r, 2, "queue_stats pad")?;
+            r.zero_pad(2, "queue_stats pad")?;
             Ok(QueueStats {
                 port_no,
                 queue_id: r.u32("queue_stats.queue_id")?,
@@ -1208,7 +1194,7 @@ impl Message {
                 let datapath_id = r.u64("features.datapath_id")?;
                 let n_buffers = r.u32("features.n_buffers")?;
                 let n_tables = r.u8("features.n_tables")?;
-                pad(r, 3, "features pad")?;
+                r.zero_pad(3, "features pad")?;
                 let capabilities = r.u32("features.capabilities")?;
                 let actions = r.u32("features.actions")?;
                 let ports = entries(r, PHY_PORT_LEN, "features ports", parse_phy_port)?;
@@ -1238,7 +1224,7 @@ impl Message {
                 let total_len = r.u16("packet_in.total_len")?;
                 let in_port = r.u16("packet_in.in_port")?;
                 let reason = r.u8("packet_in.reason")?;
-                pad(r, 1, "packet_in pad")?;
+                r.zero_pad(1, "packet_in pad")?;
                 Body::PacketIn(PacketIn {
                     buffer_id,
                     total_len,
@@ -1252,11 +1238,11 @@ impl Message {
                 let cookie = r.u64("flow_removed.cookie")?;
                 let priority = r.u16("flow_removed.priority")?;
                 let reason = r.u8("flow_removed.reason")?;
-                pad(r, 1, "flow_removed pad")?;
+                r.zero_pad(1, "flow_removed pad")?;
                 let duration_sec = r.u32("flow_removed.duration_sec")?;
                 let duration_nsec = r.u32("flow_removed.duration_nsec")?;
                 let idle_timeout = r.u16("flow_removed.idle_timeout")?;
-                pad(r, 2, "flow_removed pad2")?;
+                r.zero_pad(2, "flow_removed pad2")?;
                 let packet_count = r.u64("flow_removed.packet_count")?;
                 let byte_count = r.u64("flow_removed.byte_count")?;
                 Body::FlowRemoved(FlowRemoved {
@@ -1273,7 +1259,7 @@ impl Message {
             }
             PORT_STATUS => {
                 let reason = r.u8("port_status.reason")?;
-                pad(r, 7, "port_status pad")?;
+                r.zero_pad(7, "port_status pad")?;
                 Body::PortStatus {
                     reason,
                     desc: parse_phy_port(r)?,
@@ -1321,7 +1307,7 @@ impl Message {
                 let config = r.u32("port_mod.config")?;
                 let mask = r.u32("port_mod.mask")?;
                 let advertise = r.u32("port_mod.advertise")?;
-                pad(r, 4, "port_mod pad")?;
+                r.zero_pad(4, "port_mod pad")?;
                 Body::PortMod(PortMod {
                     port_no,
                     hw_addr,
@@ -1580,38 +1566,6 @@ fn emit_stats_reply(body: &StatsReply, out: &mut Vec<u8>) {
 // ---- Ryu's JSON shape ---------------------------------------------------------------------------
 
 use serde_json::{json, Map, Value};
-
-/// Standard base64 (with padding), as Ryu prints `data` fields.
-pub fn base64(b: &[u8]) -> String {
-    const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut s = String::with_capacity(b.len().div_ceil(3) * 4);
-    for c in b.chunks(3) {
-        let n = (u32::from(c[0]) << 16)
-            | (u32::from(*c.get(1).unwrap_or(&0)) << 8)
-            | u32::from(*c.get(2).unwrap_or(&0));
-        s.push(A[(n >> 18) as usize & 63] as char);
-        s.push(A[(n >> 12) as usize & 63] as char);
-        s.push(if c.len() > 1 {
-            A[(n >> 6) as usize & 63] as char
-        } else {
-            '='
-        });
-        s.push(if c.len() > 2 {
-            A[n as usize & 63] as char
-        } else {
-            '='
-        });
-    }
-    s
-}
-
-/// `aa:bb:cc:dd:ee:ff`.
-pub fn mac_str(m: &[u8; 6]) -> String {
-    format!(
-        "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
-        m[0], m[1], m[2], m[3], m[4], m[5]
-    )
-}
 
 fn ip_str(a: u32) -> String {
     std::net::Ipv4Addr::from(a).to_string()

@@ -10,6 +10,7 @@
 //! is kept raw. [`Message::to_ryu_json`] renders typed messages in the JSON shape of Ryu's
 //! `ofproto_v1_3_parser` (`{"OFPClassName": {...}}`) for comparison with Ryu's test vectors.
 
+pub use super::{base64, c_str, mac_str};
 use super::{Header, OfError, Reader, HEADER_LEN, OFP13};
 use serde_json::{json, Map, Value};
 use std::net::{Ipv4Addr, Ipv6Addr};
@@ -366,14 +367,6 @@ impl Oxm {
             }}),
         }
     }
-}
-
-/// Formats 6 bytes as `aa:bb:cc:dd:ee:ff`.
-pub fn mac_str(b: &[u8]) -> String {
-    b.iter()
-        .map(|x| format!("{x:02x}"))
-        .collect::<Vec<_>>()
-        .join(":")
 }
 
 /// An `ofp_match` of type OXM (1).
@@ -876,25 +869,6 @@ impl Bucket {
     }
 }
 
-/// Standard base64 (with padding), for Ryu's JSON of byte strings.
-pub fn base64(b: &[u8]) -> String {
-    const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut s = String::with_capacity(b.len().div_ceil(3) * 4);
-    for c in b.chunks(3) {
-        let n = (c[0] as u32) << 16
-            | (*c.get(1).unwrap_or(&0) as u32) << 8
-            | *c.get(2).unwrap_or(&0) as u32;
-        for i in 0..4 {
-            if i <= c.len() {
-                s.push(T[(n >> (18 - 6 * i) & 63) as usize] as char);
-            } else {
-                s.push('=');
-            }
-        }
-    }
-    s
-}
-
 // ---------------------------------------------------------------------------------------------
 // Fixed structures.
 
@@ -925,27 +899,14 @@ pub struct Port {
     pub max_speed: u32,
 }
 
-/// The bytes of `b` up to the first NUL, as (lossy) UTF-8.
-pub fn c_str(b: &[u8]) -> String {
-    let end = b.iter().position(|&x| x == 0).unwrap_or(b.len());
-    String::from_utf8_lossy(&b[..end]).into_owned()
-}
-
-fn zero_pad(r: &mut Reader<'_>, n: usize, what: &'static str) -> Result<(), OfError> {
-    if r.bytes(n, what)?.iter().any(|&x| x != 0) {
-        return Err(OfError::Invalid(format!("{what} is not zero")));
-    }
-    Ok(())
-}
-
 impl Port {
     /// Wire size.
     pub const LEN: usize = 64;
     fn parse(r: &mut Reader<'_>) -> Result<Port, OfError> {
         let port_no = r.u32("port_no")?;
-        zero_pad(r, 4, "port padding")?;
+        r.zero_pad(4, "port padding")?;
         let hw_addr = r.array("hw_addr")?;
-        zero_pad(r, 2, "port padding")?;
+        r.zero_pad(2, "port padding")?;
         Ok(Port {
             port_no,
             hw_addr,
@@ -1534,7 +1495,7 @@ fn parse_hello(r: &mut Reader<'_>) -> Result<Vec<HelloElem>, OfError> {
         let body = r.bytes(len - 4, "hello element")?;
         // The last element's alignment padding may be absent; anything present must be zero.
         let p = pad8(len).min(r.remaining());
-        zero_pad(r, p, "hello element padding")?;
+        r.zero_pad(p, "hello element padding")?;
         if p != pad8(len) {
             return Err(OfError::Truncated {
                 what: "hello element padding",
@@ -1583,10 +1544,10 @@ fn emit_hello(o: &mut Vec<u8>, els: &[HelloElem]) {
 
 fn parse_flow_stats_request(r: &mut Reader<'_>) -> Result<FlowStatsRequest, OfError> {
     let table_id = r.u8("table_id")?;
-    zero_pad(r, 3, "flow stats request padding")?;
+    r.zero_pad(3, "flow stats request padding")?;
     let out_port = r.u32("out_port")?;
     let out_group = r.u32("out_group")?;
-    zero_pad(r, 4, "flow stats request padding")?;
+    r.zero_pad(4, "flow stats request padding")?;
     let cookie = r.u64("cookie")?;
     let cookie_mask = r.u64("cookie_mask")?;
     let match_ = Match::parse(r)?;
@@ -1633,7 +1594,7 @@ fn parse_table_features(b: &[u8]) -> Result<Vec<TableFeatures>, OfError> {
         let mut r = Reader::new(rec);
         r.skip(2, "table features length")?;
         let table_id = r.u8("table_id")?;
-        zero_pad(&mut r, 5, "table features padding")?;
+        r.zero_pad(5, "table features padding")?;
         let name = r.array("table name")?;
         let metadata_match = r.u64("metadata_match")?;
         let metadata_write = r.u64("metadata_write")?;
@@ -1650,7 +1611,7 @@ fn parse_table_features(b: &[u8]) -> Result<Vec<TableFeatures>, OfError> {
                 });
             }
             let body = r.bytes(len - 4, "table feature property")?;
-            zero_pad(&mut r, pad8(len), "table feature property padding")?;
+            r.zero_pad(pad8(len), "table feature property padding")?;
             let p = typed_prop(type_, body).filter(|p| prop_body(p) == body);
             properties.push(p.unwrap_or(TableFeatureProp::Raw {
                 type_,
@@ -1778,7 +1739,7 @@ fn parse_mp_request(t: u16, r: &mut Reader<'_>) -> Result<Option<MultipartReques
         mp_type::TABLE => MultipartRequest::Table,
         mp_type::PORT_STATS | mp_type::GROUP => {
             let x = r.u32("port/group")?;
-            zero_pad(r, 4, "multipart request padding")?;
+            r.zero_pad(4, "multipart request padding")?;
             if t == mp_type::GROUP {
                 MultipartRequest::Group(x)
             } else {
@@ -1851,14 +1812,14 @@ fn parse_mp_reply(t: u16, r: &mut Reader<'_>) -> Result<Option<MultipartReply>, 
                 let mut fr = Reader::new(rec);
                 fr.skip(2, "flow stats length")?;
                 let table_id = fr.u8("table_id")?;
-                zero_pad(&mut fr, 1, "flow stats padding")?;
+                fr.zero_pad(1, "flow stats padding")?;
                 let duration_sec = fr.u32("duration_sec")?;
                 let duration_nsec = fr.u32("duration_nsec")?;
                 let priority = fr.u16("priority")?;
                 let idle_timeout = fr.u16("idle_timeout")?;
                 let hard_timeout = fr.u16("hard_timeout")?;
                 let flags = fr.u16("flags")?;
-                zero_pad(&mut fr, 4, "flow stats padding")?;
+                fr.zero_pad(4, "flow stats padding")?;
                 let cookie = fr.u64("cookie")?;
                 let packet_count = fr.u64("packet_count")?;
                 let byte_count = fr.u64("byte_count")?;
@@ -1885,7 +1846,7 @@ fn parse_mp_reply(t: u16, r: &mut Reader<'_>) -> Result<Option<MultipartReply>, 
             let packet_count = r.u64("packet_count")?;
             let byte_count = r.u64("byte_count")?;
             let flow_count = r.u32("flow_count")?;
-            zero_pad(r, 4, "aggregate stats padding")?;
+            r.zero_pad(4, "aggregate stats padding")?;
             MultipartReply::Aggregate {
                 packet_count,
                 byte_count,
@@ -1896,7 +1857,7 @@ fn parse_mp_reply(t: u16, r: &mut Reader<'_>) -> Result<Option<MultipartReply>, 
             let mut v = Vec::new();
             while r.remaining() > 0 {
                 let table_id = r.u8("table_id")?;
-                zero_pad(r, 3, "table stats padding")?;
+                r.zero_pad(3, "table stats padding")?;
                 v.push(TableStats {
                     table_id,
                     active_count: r.u32("active_count")?,
@@ -1910,7 +1871,7 @@ fn parse_mp_reply(t: u16, r: &mut Reader<'_>) -> Result<Option<MultipartReply>, 
             let mut v = Vec::new();
             while r.remaining() > 0 {
                 let port_no = r.u32("port_no")?;
-                zero_pad(r, 4, "port stats padding")?;
+                r.zero_pad(4, "port stats padding")?;
                 let mut counters = [0u64; 12];
                 for c in counters.iter_mut() {
                     *c = r.u64("port counter")?;
@@ -1929,10 +1890,10 @@ fn parse_mp_reply(t: u16, r: &mut Reader<'_>) -> Result<Option<MultipartReply>, 
             for rec in records(r.rest(), 0, 40, "group stats")? {
                 let mut gr = Reader::new(rec);
                 gr.skip(2, "group stats length")?;
-                zero_pad(&mut gr, 2, "group stats padding")?;
+                gr.zero_pad(2, "group stats padding")?;
                 let group_id = gr.u32("group_id")?;
                 let ref_count = gr.u32("ref_count")?;
-                zero_pad(&mut gr, 4, "group stats padding")?;
+                gr.zero_pad(4, "group stats padding")?;
                 let packet_count = gr.u64("packet_count")?;
                 let byte_count = gr.u64("byte_count")?;
                 let duration_sec = gr.u32("duration_sec")?;
@@ -1960,7 +1921,7 @@ fn parse_mp_reply(t: u16, r: &mut Reader<'_>) -> Result<Option<MultipartReply>, 
                 let mut gr = Reader::new(rec);
                 gr.skip(2, "group desc length")?;
                 let type_ = gr.u8("group type")?;
-                zero_pad(&mut gr, 1, "group desc padding")?;
+                gr.zero_pad(1, "group desc padding")?;
                 let group_id = gr.u32("group_id")?;
                 v.push(GroupDesc {
                     type_,
@@ -2224,7 +2185,7 @@ impl Message {
                 let n_buffers = r.u32("n_buffers")?;
                 let n_tables = r.u8("n_tables")?;
                 let auxiliary_id = r.u8("auxiliary_id")?;
-                zero_pad(r, 2, "features padding")?;
+                r.zero_pad(2, "features padding")?;
                 Body::FeaturesReply(SwitchFeatures {
                     datapath_id,
                     n_buffers,
@@ -2244,7 +2205,7 @@ impl Message {
                 let table_id = r.u8("table_id")?;
                 let cookie = r.u64("cookie")?;
                 let match_ = Match::parse(r)?;
-                zero_pad(r, 2, "packet_in padding")?;
+                r.zero_pad(2, "packet_in padding")?;
                 Body::PacketIn(PacketIn {
                     buffer_id,
                     total_len,
@@ -2270,7 +2231,7 @@ impl Message {
             }),
             PORT_STATUS => {
                 let reason = r.u8("reason")?;
-                zero_pad(r, 7, "port_status padding")?;
+                r.zero_pad(7, "port_status padding")?;
                 Body::PortStatus {
                     reason,
                     desc: Port::parse(r)?,
@@ -2280,7 +2241,7 @@ impl Message {
                 let buffer_id = r.u32("buffer_id")?;
                 let in_port = r.u32("in_port")?;
                 let alen = r.u16("actions_len")? as usize;
-                zero_pad(r, 6, "packet_out padding")?;
+                r.zero_pad(6, "packet_out padding")?;
                 let actions = Action::parse_list(r.bytes(alen, "packet_out actions")?)?;
                 Body::PacketOut(PacketOut {
                     buffer_id,
@@ -2301,7 +2262,7 @@ impl Message {
                 let out_port = r.u32("out_port")?;
                 let out_group = r.u32("out_group")?;
                 let flags = r.u16("flags")?;
-                zero_pad(r, 2, "flow_mod padding")?;
+                r.zero_pad(2, "flow_mod padding")?;
                 let match_ = Match::parse(r)?;
                 let instructions = Instruction::parse_list(r.rest())?;
                 Body::FlowMod(FlowMod {
@@ -2323,7 +2284,7 @@ impl Message {
             GROUP_MOD => {
                 let command = r.u16("command")?;
                 let type_ = r.u8("group type")?;
-                zero_pad(r, 1, "group_mod padding")?;
+                r.zero_pad(1, "group_mod padding")?;
                 let group_id = r.u32("group_id")?;
                 Body::GroupMod(GroupMod {
                     command,
@@ -2336,7 +2297,7 @@ impl Message {
                 let all = r.clone();
                 let mt = r.u16("multipart type")?;
                 let flags = r.u16("multipart flags")?;
-                zero_pad(r, 4, "multipart padding")?;
+                r.zero_pad(4, "multipart padding")?;
                 let typed = if t == MULTIPART_REQUEST {
                     parse_mp_request(mt, r)?.map(|body| Body::MultipartRequest { flags, body })
                 } else {
@@ -2358,7 +2319,7 @@ impl Message {
             BARRIER_REPLY => Body::BarrierReply,
             ROLE_REQUEST | ROLE_REPLY => {
                 let role = r.u32("role")?;
-                zero_pad(r, 4, "role padding")?;
+                r.zero_pad(4, "role padding")?;
                 let generation_id = r.u64("generation_id")?;
                 if t == ROLE_REQUEST {
                     Body::RoleRequest {
