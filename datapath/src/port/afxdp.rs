@@ -185,7 +185,8 @@ pub enum AfXdpError {
 pub struct FrameAccounting {
     /// Frames in the UMEM.
     pub total: u32,
-    /// Frames on the fill ring (read from the ring at the end of the last receive burst).
+    /// Receive frames on the fill ring (read from the ring at the end of the last receive
+    /// burst) plus any the ring refused for a moment and that wait to go back on it.
     pub fill: u32,
     /// Received frames on the rx ring not yet consumed (same snapshot).
     pub rx_pending: u32,
@@ -221,6 +222,9 @@ pub struct AfXdpPort {
     free: Vec<FrameDesc>,
     tx_in_flight: u32,
     fill_snap: u32,
+    /// Receive frames the fill ring refused (the kernel publishes its consumer index lazily,
+    /// so the ring can look full for a moment); put back on it by the next receive bursts.
+    fill_backlog: Vec<FrameDesc>,
     rx_snap: u32,
     scratch: [FrameDesc; BURST],
     idle: u32,
@@ -444,6 +448,7 @@ impl AfXdpPort {
             free,
             tx_in_flight: 0,
             fill_snap: rx_frames,
+            fill_backlog: Vec::with_capacity(rx_frames as usize),
             rx_snap: 0,
             scratch: [FrameDesc::default(); BURST],
             idle: 0,
@@ -504,7 +509,7 @@ impl AfXdpPort {
     pub fn accounting(&self) -> FrameAccounting {
         FrameAccounting {
             total: self.total,
-            fill: self.fill_snap,
+            fill: self.fill_snap + self.fill_backlog.len() as u32,
             rx_pending: self.rx_snap,
             tx_free: self.free.len() as u32,
             tx_in_flight: self.tx_in_flight,
@@ -570,6 +575,11 @@ impl AfXdpPort {
             return r;
         };
         Self::reclaim(x, &mut self.free, &mut self.scratch, &mut self.tx_in_flight);
+        if !self.fill_backlog.is_empty() {
+            // SAFETY: receive frames of this UMEM that are on no ring (refused earlier).
+            let put = unsafe { x.fq.produce(&self.fill_backlog) };
+            self.fill_backlog.drain(..put);
+        }
         let want = BURST.min(pool.free_count());
         // SAFETY: the descriptors are filled in from this UMEM's rx ring.
         let n = unsafe { x.rxq.consume(&mut self.scratch[..want]) };
@@ -594,12 +604,12 @@ impl AfXdpPort {
             r.n += 1;
         }
         if n > 0 {
-            // SAFETY: these frames came off this UMEM's rx ring and were copied out above; the
-            // fill ring has room for every receive frame, so it takes all of them.
+            // SAFETY: these frames came off this UMEM's rx ring and were copied out above.
             let put = unsafe { x.fq.produce(&self.scratch[..n]) };
             if put < n {
-                // Not reachable with the ring sizes chosen at open; keep the frames anyway.
-                self.free.extend_from_slice(&self.scratch[put..n]);
+                // The ring has room for every receive frame, but the kernel may not have
+                // published its consumer index yet: keep the frames and retry next burst.
+                self.fill_backlog.extend_from_slice(&self.scratch[put..n]);
             }
         }
         if want < BURST && n == want && x.rxq.nb_avail(1) > 0 {
