@@ -16,14 +16,16 @@
 //!   controller thread between upcall batches.
 
 use crate::learning::{Learned, Learning, BASE_COOKIE};
+use crate::ofchannel::{OfConfig, OfSwitch};
 use crossbeam::channel::{self, Receiver, Sender};
 use hashbrown::HashMap;
-use mio::{Events, Poll, Token, Waker};
+use mio::{Events, Poll, Registry, Token, Waker};
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
+use strato_datapath::port::Frame;
 use strato_datapath::port::{FrameRing, Port, PortKind};
 use strato_datapath::stats::{PortCounters, SharedPortStats, WorkerCounters};
 use strato_datapath::worker::{
@@ -31,7 +33,7 @@ use strato_datapath::worker::{
     WorkerConfig,
 };
 use strato_flowtable::megaflow::MegaflowId;
-use strato_flowtable::pipeline::{Pipeline, PortEnv, RuleId};
+use strato_flowtable::pipeline::{Pipeline, PortEnv, RemovalReason, Rule, RuleId};
 use strato_flowtable::{xlate, DpAction, Match, PortNo};
 
 const WAKE: Token = Token(0);
@@ -46,6 +48,8 @@ struct Mirror {
     m: Match,
     actions: Vec<DpAction>,
     rules: Vec<RuleId>,
+    /// Groups it went through (credited like `rules`).
+    groups: Vec<u32>,
     /// Counters last credited to `rules`.
     packets: u64,
     bytes: u64,
@@ -134,6 +138,13 @@ pub struct Controller {
     started: Instant,
     stats_pending: usize,
     stop: bool,
+    registry: Registry,
+    /// The OpenFlow channel (created on first use).
+    of: Option<Box<OfSwitch>>,
+    /// Port changes for OpenFlow port_status: (OFPPR_ADD 0 / DELETE 1 / MODIFY 2, port).
+    pub(crate) port_events: Vec<(u8, PortNo)>,
+    /// Rules removed that asked for flow_removed.
+    pub(crate) removed: Vec<(Rule, RemovalReason)>,
 }
 
 /// What the controller remembers of a port it gave a worker.
@@ -153,6 +164,10 @@ pub struct PortRecord {
     pub down_reason: Option<String>,
     /// Its published counters.
     pub stats: Arc<SharedPortStats>,
+    /// When it was added.
+    pub added: Instant,
+    /// Its MAC address, when known.
+    pub mac: Option<[u8; 6]>,
 }
 
 /// A handle other threads use to reach the controller.
@@ -205,6 +220,87 @@ impl Controller {
         r
     }
 
+    /// Changes the pipeline and/or port environment; revalidation runs once at the end of the
+    /// controller's loop pass (or at the next [`Controller::revalidate_if_pending`]), so a
+    /// burst of changes costs one revalidation.
+    pub fn change<R>(&mut self, f: impl FnOnce(&mut Pipeline, &mut PortEnv) -> R) -> R {
+        let r = f(&mut self.pipeline, &mut self.env);
+        self.reval_pending = true;
+        r
+    }
+
+    /// Runs a revalidation that [`Controller::change`] deferred.
+    pub fn revalidate_if_pending(&mut self) {
+        if std::mem::take(&mut self.reval_pending) {
+            self.revalidate();
+        }
+    }
+
+    /// True when every worker has applied everything sent before sync sequence `seq`.
+    pub fn synced_all(&self, seq: u64) -> bool {
+        self.workers
+            .iter()
+            .all(|w| w.synced.load(Ordering::Acquire) >= seq)
+    }
+
+    /// Records a port change for OpenFlow port_status (only while the channel exists).
+    fn port_event(&mut self, reason: u8, no: PortNo) {
+        if self.of.is_some() {
+            self.port_events.push((reason, no));
+        }
+    }
+
+    /// Rules removed by `why`: those that asked for it get an OpenFlow flow_removed.
+    pub fn note_removed(&mut self, rules: Vec<Rule>, why: RemovalReason) {
+        if self.of.is_some() {
+            self.removed.extend(
+                rules
+                    .into_iter()
+                    .filter(|r| r.flags.send_flow_rem)
+                    .map(|r| (r, why)),
+            );
+        }
+    }
+
+    /// The OpenFlow channel (created with the default [`OfConfig`] on first use).
+    pub fn openflow(&mut self) -> &mut OfSwitch {
+        let reg = &self.registry;
+        self.of.get_or_insert_with(|| {
+            let r = reg.try_clone().expect("cloning the mio registry");
+            Box::new(OfSwitch::new(r, OfConfig::default()))
+        })
+    }
+
+    /// Sends `data` through datapath `actions` on `worker`, as if it arrived on `in_port`.
+    pub fn execute(
+        &mut self,
+        worker: usize,
+        in_port: PortNo,
+        data: &[u8],
+        actions: Vec<strato_flowtable::DpAction>,
+    ) {
+        let Some(w) = self.workers.get(worker) else {
+            return;
+        };
+        let mut frame = w.ch.frames.pop().unwrap_or_else(Frame::new_boxed);
+        frame.set(data);
+        self.stats.executes += 1;
+        self.send(
+            worker,
+            Command::Execute {
+                in_port,
+                tun: None,
+                frame,
+                actions: actions.into(),
+            },
+        );
+    }
+
+    /// Stops the learning switch (its rules stay until removed by the caller).
+    pub fn disable_learning(&mut self) {
+        self.learning = None;
+    }
+
     /// Turns the bridge into a MAC-learning switch (fail mode standalone): installs the
     /// learning rules and learns from their packet-ins from now on.
     pub fn enable_learning(
@@ -250,8 +346,11 @@ impl Controller {
             worker,
             down_reason: None,
             stats: port.shared.clone(),
+            added: Instant::now(),
+            mac: None,
         });
         let no = port.no;
+        self.port_event(0, no);
         self.send(worker, Command::AddPort(Box::new(port)));
         for w in (0..self.workers.len()).filter(|&w| w != worker) {
             self.send(
@@ -294,6 +393,7 @@ impl Controller {
             return false;
         };
         let rec = self.ports.remove(i);
+        self.port_event(1, no);
         for w in (0..self.workers.len()).filter(|&w| w != rec.worker) {
             self.send(
                 w,
@@ -408,10 +508,12 @@ impl Controller {
                     ops.push((id, RevalOp::Update(x.actions.clone().into())));
                     mf.actions = x.actions;
                     mf.rules = x.rules;
+                    mf.groups = x.groups;
                     self.stats.revalidated_updates += 1;
                 } else {
                     ops.push((id, RevalOp::Keep));
                     mf.rules = x.rules;
+                    mf.groups = x.groups;
                 }
             }
             for id in dead {
@@ -444,6 +546,9 @@ impl Controller {
             for &r in &mf.rules {
                 self.pipeline.credit(r, dp, db, now);
             }
+            for &g in &mf.groups {
+                self.pipeline.credit_group(g, dp, db);
+            }
         }
     }
 
@@ -471,6 +576,14 @@ impl Controller {
         let expired = self.pipeline.expire(self.now_ms());
         if !expired.is_empty() {
             self.stats.expired += expired.len() as u64;
+            if self.of.is_some() {
+                self.removed.extend(
+                    expired
+                        .iter()
+                        .filter(|(r, _)| r.flags.send_flow_rem)
+                        .cloned(),
+                );
+            }
             if let Some(l) = self.learning {
                 if let Err(e) = l.on_expired(&mut self.pipeline, &expired) {
                     tracing::warn!(%e, "could not remove aged-out learned destinations");
@@ -492,6 +605,10 @@ impl Controller {
                     self.pipeline
                         .credit(r, 1, u.frame.bytes().len() as u64, now);
                 }
+                for &g in &x.groups {
+                    self.pipeline
+                        .credit_group(g, 1, u.frame.bytes().len() as u64);
+                }
                 let w = &mut self.workers[u.worker];
                 if !w.by_match.contains_key(&x.megaflow) {
                     self.next_id += 1;
@@ -503,6 +620,7 @@ impl Controller {
                             m: x.megaflow,
                             actions: x.actions.clone(),
                             rules: x.rules,
+                            groups: x.groups.clone(),
                             packets: 0,
                             bytes: 0,
                         },
@@ -601,6 +719,7 @@ impl Controller {
                 if let Some(r) = self.ports.iter_mut().find(|r| r.no == port) {
                     r.down_reason = Some(reason.clone());
                 }
+                self.port_event(2, port);
                 if let Some(l) = self.learning {
                     let _ = l.forget_port(&mut self.pipeline, port);
                 }
@@ -739,6 +858,10 @@ pub fn start(
         started: Instant::now(),
         stats_pending: 0,
         stop: false,
+        registry: poll.registry().try_clone()?,
+        of: None,
+        port_events: Vec::new(),
+        removed: Vec::new(),
     };
     let thread = std::thread::Builder::new()
         .name("strato-ctl".into())
@@ -754,7 +877,8 @@ pub fn start(
 }
 
 fn controller_loop(mut c: Controller, poll: &mut Poll, calls: Receiver<Call>) {
-    let mut events = Events::with_capacity(16);
+    let mut events = Events::with_capacity(256);
+    let mut ready: Vec<(Token, bool, bool)> = Vec::new();
     let mut last_tick = Instant::now();
     loop {
         if last_tick.elapsed() >= TICK {
@@ -767,21 +891,42 @@ fn controller_loop(mut c: Controller, poll: &mut Poll, calls: Receiver<Call>) {
             f(&mut c);
             work += 1;
         }
+        let mut of_busy = false;
+        let mut next_timer = Duration::from_millis(100);
+        if let Some(mut of) = c.of.take() {
+            of_busy = of.run(&mut c, &ready);
+            next_timer = of.next_timer();
+            c.of = Some(of);
+        }
+        ready.clear();
+        c.revalidate_if_pending();
         c.flush_backlogs();
         if c.stop {
             break;
         }
         let pending = c.workers.iter().any(|w| !w.backlog.is_empty());
-        if work == 0 {
-            // Sleep until a worker or a caller wakes us; poll briefly while backlogs wait for
-            // room in a worker's queue.
-            let timeout = if pending {
-                Duration::from_micros(200)
-            } else {
-                Duration::from_millis(100)
-            };
-            let _ = poll.poll(&mut events, Some(timeout));
+        // Sleep until a worker, a caller or a socket wakes us; poll briefly while backlogs
+        // wait for room in a worker's queue or OpenFlow work is left over.
+        let timeout = if work > 0 {
+            Duration::ZERO
+        } else if pending || of_busy {
+            Duration::from_micros(200)
+        } else {
+            next_timer.min(Duration::from_millis(100))
+        };
+        let _ = poll.poll(&mut events, Some(timeout));
+        for e in events.iter() {
+            if e.token() != WAKE {
+                ready.push((
+                    e.token(),
+                    e.is_readable() || e.is_read_closed() || e.is_error(),
+                    e.is_writable() || e.is_write_closed(),
+                ));
+            }
         }
+    }
+    if let Some(mut of) = c.of.take() {
+        of.shutdown();
     }
     // Dropping `c` stops and joins the workers (also if this thread panics).
 }

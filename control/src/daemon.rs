@@ -19,6 +19,7 @@ use crate::ctl::{
     Request, ShowReport, StatsReport, WorkerReport, WorkerStats,
 };
 use crate::learning::Learning;
+use crate::ofchannel::OfConfig;
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -73,8 +74,8 @@ pub struct DaemonSection {
     /// Busy-poll workers (lowest latency, a full core each); default: back off when idle.
     #[serde(default)]
     pub busy_poll: bool,
-    /// OpenFlow 1.3 listeners for clients such as `ovs-ofctl -O OpenFlow13`, e.g.
-    /// `["ptcp:6653:127.0.0.1"]` (default: none).
+    /// OpenFlow 1.0/1.3 listeners for clients such as `ovs-ofctl -O OpenFlow13`, e.g.
+    /// `["ptcp:6653:127.0.0.1", "punix:/run/strato/br0.mgmt"]` (default: none).
     #[serde(default)]
     pub openflow_listen: Vec<String>,
 }
@@ -107,10 +108,10 @@ fn default_log_level() -> String {
 #[derive(Debug, Clone, Copy, Deserialize, Default, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 pub enum FailMode {
-    /// A MAC-learning switch (no controller needed).
+    /// A MAC-learning switch whenever no configured controller is connected.
     #[default]
     Standalone,
-    /// Only the rules someone installed (nothing is learned).
+    /// Only the rules someone installed (nothing is learned), with or without a controller.
     Secure,
 }
 
@@ -127,6 +128,17 @@ pub struct BridgeSection {
     /// Seconds before a silent MAC address is forgotten.
     #[serde(default = "default_aging")]
     pub mac_aging_s: u16,
+    /// External OpenFlow controllers, `tcp:HOST[:PORT]` (default port 6653); strato connects
+    /// to each and reconnects with backoff.
+    #[serde(default)]
+    pub controllers: Vec<String>,
+    /// Datapath id reported to OpenFlow controllers (default 1).
+    #[serde(default = "default_dpid")]
+    pub datapath_id: u64,
+}
+
+fn default_dpid() -> u64 {
+    1
 }
 
 impl Default for BridgeSection {
@@ -135,6 +147,8 @@ impl Default for BridgeSection {
             name: default_bridge(),
             fail_mode: FailMode::Standalone,
             mac_aging_s: default_aging(),
+            controllers: Vec::new(),
+            datapath_id: default_dpid(),
         }
     }
 }
@@ -253,8 +267,26 @@ fn validate(cfg: &Config, ncores: usize) -> Result<(), String> {
         }
     }
     for a in &d.openflow_listen {
-        crate::ofchannel::parse_addr(a)
-            .map_err(|e| format!("[daemon] openflow_listen {a:?}: {e}"))?;
+        match crate::ofchannel::parse_target(a) {
+            Ok(crate::ofchannel::Target::Tcp(..)) => {
+                return Err(format!(
+                    "[daemon] openflow_listen {a:?}: listeners are ptcp:[PORT][:IP] or punix:PATH (tcp: goes in [bridge] controllers)"
+                ))
+            }
+            Ok(_) => {}
+            Err(e) => return Err(format!("[daemon] openflow_listen {a:?}: {e}")),
+        }
+    }
+    for a in &cfg.bridge.controllers {
+        match crate::ofchannel::parse_target(a) {
+            Ok(crate::ofchannel::Target::Tcp(..)) => {}
+            Ok(_) => {
+                return Err(format!(
+                    "[bridge] controllers {a:?}: controllers are tcp:HOST[:PORT] (ptcp:/punix: go in [daemon] openflow_listen)"
+                ))
+            }
+            Err(e) => return Err(format!("[bridge] controllers {a:?}: {e}")),
+        }
     }
     let mut names = std::collections::HashSet::new();
     let mut nos = std::collections::HashSet::new();
@@ -383,6 +415,14 @@ pub fn run(cfg: Config) -> Result<(), DaemonError> {
     let handle = running.handle.clone();
     let fail_mode = cfg.bridge.fail_mode;
     let aging = cfg.bridge.mac_aging_s;
+    let dpid = cfg.bridge.datapath_id;
+    let controllers = cfg
+        .bridge
+        .controllers
+        .iter()
+        .map(|s| crate::ofchannel::parse_target(s))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| DaemonError::Other(e.to_string()))?;
     handle
         .call(move |c| -> Result<(), String> {
             if !core_affinity::set_for_current(core_affinity::CoreId { id: ctl_core }) {
@@ -392,10 +432,16 @@ pub fn run(cfg: Config) -> Result<(), DaemonError> {
                 let w = c.least_loaded_worker();
                 c.add_port(w, p);
             }
-            if fail_mode == FailMode::Standalone {
-                c.enable_learning(Learning { aging_s: aging })
-                    .map_err(|e| e.to_string())?;
-            }
+            // The OpenFlow channel runs the fail mode: learning while no controller is up.
+            c.openflow().set_config(OfConfig {
+                datapath_id: dpid,
+                fail_mode,
+                learning: Learning { aging_s: aging },
+                probe_interval: crate::ofchannel::PROBE_INTERVAL,
+            });
+            c.openflow()
+                .set_controllers(controllers)
+                .map_err(|e| e.to_string())?;
             Ok(())
         })?
         .map_err(DaemonError::Other)?;
@@ -415,7 +461,7 @@ pub fn run(cfg: Config) -> Result<(), DaemonError> {
     for addr in &cfg.daemon.openflow_listen {
         let ch = crate::ofchannel::listen(addr, handle.clone())
             .map_err(|e| DaemonError::Other(format!("openflow_listen {addr}: {e}")))?;
-        tracing::info!(%addr, "OpenFlow 1.3 listener up");
+        tracing::info!(%addr, "OpenFlow listener up");
         of_listeners.push(ch);
     }
     let s2 = shared.clone();

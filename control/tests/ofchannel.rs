@@ -47,7 +47,10 @@ fn ovs_ofctl_add_dump_del_show() {
     let ch = listen_with(
         "ptcp:0:127.0.0.1",
         running.handle.clone(),
-        OfConfig { datapath_id: 0xabc },
+        OfConfig {
+            datapath_id: 0xabc,
+            ..OfConfig::default()
+        },
     )
     .unwrap();
     let port = ch.local_addr().port();
@@ -214,11 +217,11 @@ fn raw_negotiation_errors_and_bad_lengths() {
         s
     };
 
-    // A 1.0-only peer is refused with HELLO_FAILED and closed.
+    // A 1.1-only peer (no version in common) is refused with HELLO_FAILED and closed.
     let mut s = connect();
     let hello = read_msg(&mut s).unwrap();
     assert_eq!((hello[0], hello[1]), (4, 0));
-    s.write_all(&[1, 0, 0, 8, 0, 0, 0, 1]).unwrap();
+    s.write_all(&[2, 0, 0, 8, 0, 0, 0, 1]).unwrap();
     let e = Message::parse(&read_msg(&mut s).unwrap()).unwrap();
     assert!(
         matches!(
@@ -271,8 +274,21 @@ fn raw_negotiation_errors_and_bad_lengths() {
     s.write_all(&[4, 20, 0, 8, 0, 0, 0, 5]).unwrap();
     let r = Message::parse(&read_msg(&mut s).unwrap()).unwrap();
     assert_eq!(r, Message::new(5, Body::BarrierReply));
-    // A length below the header size closes only this connection.
+    // A length below the header size is answered with BAD_LEN, then closes only this
+    // connection.
     s.write_all(&[4, 2, 0, 4, 0, 0, 0, 6]).unwrap();
+    let e = Message::parse(&read_msg(&mut s).unwrap()).unwrap();
+    assert!(
+        matches!(
+            e.body,
+            Body::Error(ErrorMsg::Standard {
+                type_: 1,
+                code: 6,
+                ..
+            })
+        ),
+        "{e:?}"
+    );
     assert!(read_msg(&mut s).is_none());
     let mut s2 = connect();
     read_msg(&mut s2).unwrap();

@@ -6,7 +6,7 @@
 //! - [`dpaction`]: the datapath action vocabulary (the "dpif" seam).
 //! - [`tunnel`]: VXLAN push parameters and header templates.
 //! - [`pipeline`]: OpenFlow-style multi-table pipeline (rules, instructions, actions, counters,
-//!   timeouts, versions).
+//!   timeouts, versions); [`group`]: its OpenFlow 1.3 groups.
 //! - [`xlate`]: pipeline + key -> megaflow (match with exactly the consulted mask) + datapath
 //!   actions; and [`semantics`], the key-level model of both used to check it.
 //! - [`emc`] and [`megaflow`]: the per-worker flow caches (exact-match cache, tuple-space
@@ -16,6 +16,7 @@ pub mod dpaction;
 pub mod emc;
 pub mod flow_match;
 pub mod fmt;
+pub mod group;
 pub mod key;
 pub mod megaflow;
 pub mod pipeline;

@@ -22,9 +22,16 @@
 //! - Instructions run in the order apply-actions, write-metadata, goto-table; goto must go
 //!   forward to an existing table (checked when the rule is added or modified).
 //! - Time is passed in (`now_ms`); nothing here reads a clock, does I/O or spawns threads.
+//! - OpenFlow 1.3 groups live here too ([`Pipeline::group_add`], `group_modify`,
+//!   `group_delete`, see [`crate::group`] for their rules). A rule's apply-actions may name
+//!   groups ([`Action::Group`]) that must exist; deleting a group deletes the rules that
+//!   forward to it. Every group change bumps the version like a rule change.
+//! - `output:TABLE` ([`OfPort::Table`]) is valid only in packet-out action lists
+//!   ([`crate::xlate::xlate_actions`]): rules and buckets using it are refused.
 
 use crate::dpaction::PortNo;
 use crate::flow_match::{mask_words, Match};
+use crate::group::{Group, GroupDeleteOutcome, GroupSpec, GroupTable};
 use crate::key::{Field, FlowKey};
 use hashbrown::{HashMap, HashTable};
 use std::collections::BTreeMap;
@@ -36,7 +43,43 @@ pub const DEFAULT_TABLES: usize = 64;
 /// The largest number of tables (ids 0..=254; 255 is OpenFlow's "all tables").
 pub const MAX_TABLES: usize = 255;
 
+/// The `in_port` of a packet the controller injects with packet-out when it names no port
+/// (OFPP_CONTROLLER, and OFPP_ANY / OFPP_NONE, which the OpenFlow channel maps to it): OpenFlow's
+/// OFPP_CONTROLLER number. Rules can match it; `output:IN_PORT` of such a packet is dropped
+/// (there is no such port) and flood/all go to every port.
+pub const IN_PORT_CONTROLLER: PortNo = 0xffff_fffd;
+
 /// Errors of pipeline operations, named after the OpenFlow errors they map to.
+///
+/// The OpenFlow 1.3 error (type, code) of each variant (one code per variant; numbers from
+/// the 1.3 spec):
+///
+/// | variant | type | code |
+/// |---|---|---|
+/// | `BadTableCount` | OFPET_BAD_REQUEST (1) | OFPBRC_BAD_TABLE_ID (9) |
+/// | `BadTable` | OFPET_FLOW_MOD_FAILED (5) | OFPFMFC_BAD_TABLE_ID (2) |
+/// | `BadGoto` | OFPET_BAD_INSTRUCTION (3) | OFPBIC_BAD_TABLE_ID (2) |
+/// | `Overlap` | OFPET_FLOW_MOD_FAILED (5) | OFPFMFC_OVERLAP (3) |
+/// | `BadSetField` | OFPET_BAD_ACTION (2) | OFPBAC_BAD_SET_TYPE (13) |
+/// | `BadTpid` | OFPET_BAD_ACTION (2) | OFPBAC_BAD_ARGUMENT (5) |
+/// | `BadOutPort` | OFPET_BAD_ACTION (2) | OFPBAC_BAD_OUT_PORT (4) |
+/// | `BadOutGroup` | OFPET_BAD_ACTION (2) | OFPBAC_BAD_OUT_GROUP (9) |
+/// | `GroupExists` | OFPET_GROUP_MOD_FAILED (6) | OFPGMFC_GROUP_EXISTS (0) |
+/// | `InvalidGroup` | OFPET_GROUP_MOD_FAILED (6) | OFPGMFC_INVALID_GROUP (1) |
+/// | `WeightUnsupported` | OFPET_GROUP_MOD_FAILED (6) | OFPGMFC_WEIGHT_UNSUPPORTED (2) |
+/// | `OutOfGroups` | OFPET_GROUP_MOD_FAILED (6) | OFPGMFC_OUT_OF_GROUPS (3) |
+/// | `OutOfBuckets` | OFPET_GROUP_MOD_FAILED (6) | OFPGMFC_OUT_OF_BUCKETS (4) |
+/// | `ChainingUnsupported` | OFPET_GROUP_MOD_FAILED (6) | OFPGMFC_CHAINING_UNSUPPORTED (5) |
+/// | `WatchUnsupported` | OFPET_GROUP_MOD_FAILED (6) | OFPGMFC_WATCH_UNSUPPORTED (6) |
+/// | `Loop` | OFPET_GROUP_MOD_FAILED (6) | OFPGMFC_LOOP (7) |
+/// | `UnknownGroup` | OFPET_GROUP_MOD_FAILED (6) | OFPGMFC_UNKNOWN_GROUP (8) |
+/// | `ChainedGroup` | OFPET_GROUP_MOD_FAILED (6) | OFPGMFC_CHAINED_GROUP (9) |
+/// | `BadBucket` | OFPET_GROUP_MOD_FAILED (6) | OFPGMFC_BAD_BUCKET (12) |
+/// | `BadWatch` | OFPET_GROUP_MOD_FAILED (6) | OFPGMFC_BAD_WATCH (13) |
+///
+/// An action error inside a bucket (bad set-field, bad TPID, unknown group) is reported with
+/// its action code, as Open vSwitch does; OFPGMFC_BAD_TYPE and OFPGMFC_BAD_COMMAND are decoding
+/// errors of the channel ([`crate::group::GroupType`] has only the four valid types).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PipelineError {
     /// a pipeline has 1 to 255 tables, not {0}
@@ -72,6 +115,97 @@ pub enum PipelineError {
     /// push_vlan ethertype {0:#06x} is not 0x8100 or 0x88a8
     #[error("push_vlan ethertype {0:#06x} is not 0x8100 or 0x88a8")]
     BadTpid(u16),
+    /// output to {0} is not valid here (output:TABLE only in packet-out)
+    #[error("output to {0} is not valid here (output:TABLE only in packet-out)")]
+    BadOutPort(OfPort),
+    /// group {0} does not exist
+    #[error("group {0} does not exist")]
+    BadOutGroup(u32),
+    /// group {0} already exists
+    #[error("group {0} already exists")]
+    GroupExists(u32),
+    /// group {group}: {why}
+    #[error("group {group}: {why}")]
+    InvalidGroup {
+        /// The group id.
+        group: u32,
+        /// What is wrong.
+        why: &'static str,
+    },
+    /// group {group} bucket {bucket}: only select groups have weights
+    #[error("group {group} bucket {bucket}: only select groups have weights")]
+    WeightUnsupported {
+        /// The group id.
+        group: u32,
+        /// Index of the bucket.
+        bucket: usize,
+    },
+    /// the pipeline already holds {0} groups
+    #[error("the pipeline already holds {0} groups")]
+    OutOfGroups(usize),
+    /// group {group} has more than {max} buckets
+    #[error("group {group} has more than {max} buckets")]
+    OutOfBuckets {
+        /// The group id.
+        group: u32,
+        /// The limit.
+        max: usize,
+    },
+    /// group {group}: a chain of {depth} groups is longer than {max}
+    #[error("group {group}: a chain of {depth} groups is longer than {max}")]
+    ChainingUnsupported {
+        /// The group id.
+        group: u32,
+        /// The chain length it would make.
+        depth: usize,
+        /// [`crate::group::MAX_GROUP_DEPTH`].
+        max: usize,
+    },
+    /// group {group} bucket {bucket}: only select and fast-failover buckets watch
+    #[error("group {group} bucket {bucket}: only select and fast-failover buckets watch")]
+    WatchUnsupported {
+        /// The group id.
+        group: u32,
+        /// Index of the bucket.
+        bucket: usize,
+    },
+    /// group {group} would reach itself
+    #[error("group {group} would reach itself")]
+    Loop {
+        /// The group id.
+        group: u32,
+    },
+    /// group {0} does not exist
+    #[error("group {0} does not exist")]
+    UnknownGroup(u32),
+    /// group {group} is forwarded to or watched by group {by}
+    #[error("group {group} is forwarded to or watched by group {by}")]
+    ChainedGroup {
+        /// The group that was to be deleted.
+        group: u32,
+        /// A group that references it.
+        by: u32,
+    },
+    /// group {group} bucket {bucket}: {why}
+    #[error("group {group} bucket {bucket}: {why}")]
+    BadBucket {
+        /// The group id.
+        group: u32,
+        /// Index of the bucket.
+        bucket: usize,
+        /// What is wrong.
+        why: &'static str,
+    },
+    /// group {group} bucket {bucket}: {why}
+    #[error("group {group} bucket {bucket}: {why}")]
+    BadWatch {
+        /// The group id.
+        group: u32,
+        /// Index of the bucket.
+        bucket: usize,
+        /// What is wrong.
+        why: &'static str,
+    },
 }
 
 /// A stable rule identifier (slot and generation).
@@ -111,6 +245,9 @@ pub enum OfPort {
         /// Bytes to send (0xffff: the whole packet).
         max_len: u16,
     },
+    /// Submit a copy of the packet to the pipeline from table 0 (OFPP_TABLE): valid only in a
+    /// packet-out action list.
+    Table,
 }
 
 /// An OpenFlow action (apply-actions list). Drop is the empty list.
@@ -140,10 +277,15 @@ pub enum Action {
         /// The tunnel id.
         vni: u64,
     },
+    /// Process a copy of the packet through this group (see [`crate::group`]); the group
+    /// must exist when the rule or bucket naming it is added.
+    Group(u32),
 }
 
 impl Action {
-    /// Checks arguments an OpenFlow switch would reject.
+    /// Checks arguments an OpenFlow switch would reject, out of context: whether an output
+    /// port or group is allowed where the action appears is checked by the pipeline (rules,
+    /// buckets) or is the packet-out's business.
     pub fn validate(&self) -> Result<(), PipelineError> {
         match *self {
             Action::SetField { field, .. } if !settable(field) => {
@@ -208,6 +350,16 @@ impl Instructions {
             .iter()
             .any(|a| matches!(a, Action::Output(p) if *p == port))
     }
+    /// True when apply-actions forward to `group` (the flow_mod `out_group` filter).
+    pub fn forwards_to_group(&self, group: u32) -> bool {
+        self.apply_actions.contains(&Action::Group(group))
+    }
+    /// True when apply-actions forward to any group.
+    pub fn uses_groups(&self) -> bool {
+        self.apply_actions
+            .iter()
+            .any(|a| matches!(a, Action::Group(_)))
+    }
     fn validate(&self, table: u8, n_tables: usize) -> Result<(), PipelineError> {
         if let Some(goto) = self.goto_table {
             if goto <= table || goto as usize >= n_tables {
@@ -226,6 +378,7 @@ impl core::fmt::Display for OfPort {
             OfPort::Flood => f.write_str("FLOOD"),
             OfPort::All => f.write_str("ALL"),
             OfPort::Controller { max_len } => write!(f, "CONTROLLER:{max_len}"),
+            OfPort::Table => f.write_str("TABLE"),
         }
     }
 }
@@ -247,6 +400,7 @@ impl core::fmt::Display for Action {
             Action::PopVlan => f.write_str("pop_vlan"),
             Action::DecTtl => f.write_str("dec_ttl"),
             Action::SetTunnel { vni } => write!(f, "set_tunnel:{vni:#x}"),
+            Action::Group(g) => write!(f, "group:{g}"),
         }
     }
 }
@@ -301,6 +455,8 @@ pub enum RemovalReason {
     HardTimeout,
     /// Deleted by a flow_mod.
     Delete,
+    /// Deleted because a group it forwards to was deleted (OFPRR_GROUP_DELETE).
+    GroupDelete,
 }
 
 /// A rule in the pipeline.
@@ -405,6 +561,8 @@ pub struct RuleFilter {
     pub cookie_mask: u64,
     /// Only rules that output to this port (None: OFPP_ANY).
     pub out_port: Option<OfPort>,
+    /// Only rules that forward to this group (None: OFPG_ANY).
+    pub out_group: Option<u32>,
 }
 
 impl RuleFilter {
@@ -418,6 +576,7 @@ impl RuleFilter {
             cookie: 0,
             cookie_mask: 0,
             out_port: None,
+            out_group: None,
         }
     }
     /// Strict: the rule with exactly this match and priority.
@@ -439,10 +598,18 @@ impl RuleFilter {
         self.out_port = Some(port);
         self
     }
+    /// Builder: out_group filter.
+    pub fn out_group(mut self, group: u32) -> Self {
+        self.out_group = Some(group);
+        self
+    }
     fn accepts(&self, r: &Rule) -> bool {
         self.table.is_none_or(|t| t == r.table)
             && (r.cookie ^ self.cookie) & self.cookie_mask == 0
             && self.out_port.is_none_or(|p| r.instructions.outputs_to(p))
+            && self
+                .out_group
+                .is_none_or(|g| r.instructions.forwards_to_group(g))
             && if self.strict {
                 r.priority == self.priority && r.matching == self.matching
             } else {
@@ -681,6 +848,7 @@ pub struct Pipeline {
     n_rules: usize,
     version: u64,
     next_seq: u64,
+    groups: GroupTable,
 }
 
 impl Default for Pipeline {
@@ -694,6 +862,7 @@ impl core::fmt::Debug for Pipeline {
         f.debug_struct("Pipeline")
             .field("tables", &self.tables.len())
             .field("rules", &self.n_rules)
+            .field("groups", &self.groups.len())
             .field("version", &self.version)
             .finish()
     }
@@ -712,6 +881,7 @@ impl Pipeline {
             n_rules: 0,
             version: 0,
             next_seq: 0,
+            groups: GroupTable::default(),
         })
     }
 
@@ -830,6 +1000,7 @@ impl Pipeline {
     ) -> Result<AddOutcome, PipelineError> {
         self.check_table(spec.table)?;
         spec.instructions.validate(spec.table, self.tables.len())?;
+        self.check_rule_actions(&spec.instructions.apply_actions)?;
         let table = &self.tables[spec.table as usize];
         if opts.check_overlap {
             let clash = table.slots().any(|s| {
@@ -871,6 +1042,7 @@ impl Pipeline {
                 slot,
             },
         );
+        self.groups.rule_refs(&spec.instructions.apply_actions, 1);
         self.slots[slot as usize].rule = Some(Rule {
             id,
             table: spec.table,
@@ -901,7 +1073,25 @@ impl Pipeline {
         self.free.push(slot);
         self.n_rules -= 1;
         self.tables[rule.table as usize].remove(&rule.matching, slot, rule.priority);
+        self.groups.rule_refs(&rule.instructions.apply_actions, -1);
         rule
+    }
+
+    /// What a rule's apply-actions may not do beyond [`Instructions::validate`]: output to
+    /// TABLE, forward to a group that does not exist.
+    fn check_rule_actions(&self, actions: &[Action]) -> Result<(), PipelineError> {
+        for a in actions {
+            match *a {
+                Action::Output(OfPort::Table) => {
+                    return Err(PipelineError::BadOutPort(OfPort::Table))
+                }
+                Action::Group(g) if !self.groups.contains(g) => {
+                    return Err(PipelineError::BadOutGroup(g))
+                }
+                _ => {}
+            }
+        }
+        Ok(())
     }
 
     /// Slots selected by a filter.
@@ -946,12 +1136,17 @@ impl Pipeline {
         for &s in &slots {
             instructions.validate(self.slot_rule(s).table, self.tables.len())?;
         }
+        if !slots.is_empty() {
+            self.check_rule_actions(&instructions.apply_actions)?;
+        }
         let mut ids = Vec::with_capacity(slots.len());
         for s in slots {
             let r = self.slots[s as usize]
                 .rule
                 .as_mut()
                 .expect("selected slots are live");
+            self.groups.rule_refs(&r.instructions.apply_actions, -1);
+            self.groups.rule_refs(&instructions.apply_actions, 1);
             r.instructions = instructions.clone();
             if reset_counts {
                 r.packets = 0;
@@ -1020,6 +1215,93 @@ impl Pipeline {
             r.last_used_ms = now_ms;
         }
         true
+    }
+
+    /// A group by id.
+    #[inline]
+    pub fn group(&self, id: u32) -> Option<&Group> {
+        self.groups.get(id)
+    }
+
+    /// Every group, by ascending id.
+    pub fn groups(&self) -> impl Iterator<Item = &Group> + '_ {
+        self.groups.iter()
+    }
+
+    /// Number of groups.
+    pub fn group_count(&self) -> usize {
+        self.groups.len()
+    }
+
+    /// group_mod ADD (see [`crate::group`] for the checks and their order). Nothing changes
+    /// on error.
+    pub fn group_add(&mut self, spec: GroupSpec, now_ms: u64) -> Result<(), PipelineError> {
+        self.groups.validate(&spec, false)?;
+        self.groups.insert(spec, now_ms);
+        self.version += 1;
+        Ok(())
+    }
+
+    /// group_mod MODIFY: replaces the type and buckets of an existing group (its counters,
+    /// creation time and the references to it are kept). Nothing changes on error.
+    pub fn group_modify(&mut self, spec: GroupSpec) -> Result<(), PipelineError> {
+        self.groups.validate(&spec, true)?;
+        self.groups.replace(spec);
+        self.version += 1;
+        Ok(())
+    }
+
+    /// group_mod DELETE of one group (`Some(id)`) or of every group (`None`, OFPG_ALL).
+    /// Rules forwarding to a deleted group are deleted too and returned. A group that does
+    /// not exist is not an error (nothing happens); one that another group forwards to or
+    /// watches is ([`PipelineError::ChainedGroup`], nothing changes). Deleting everything
+    /// never fails.
+    pub fn group_delete(&mut self, id: Option<u32>) -> Result<GroupDeleteOutcome, PipelineError> {
+        let mut out = GroupDeleteOutcome::default();
+        match id {
+            Some(id) => {
+                let Some(g) = self.groups.get(id) else {
+                    return Ok(out);
+                };
+                if let Some(by) = self.groups.referrer(id) {
+                    return Err(PipelineError::ChainedGroup { group: id, by });
+                }
+                // Other groups do not reference it, so every reference left is a rule's.
+                if g.ref_count > 0 {
+                    out.rules = self.remove_rules_where(|r| r.instructions.forwards_to_group(id));
+                }
+                out.groups.extend(self.groups.remove(id));
+            }
+            None => {
+                out.rules = self.remove_rules_where(|r| r.instructions.uses_groups());
+                out.groups = self.groups.clear();
+            }
+        }
+        if !out.groups.is_empty() || !out.rules.is_empty() {
+            self.version += 1;
+        }
+        Ok(out)
+    }
+
+    /// Removes (without bumping the version) every rule `pred` selects.
+    fn remove_rules_where(&mut self, pred: impl Fn(&Rule) -> bool) -> Vec<Rule> {
+        let slots: Vec<u32> = (0..self.slots.len() as u32)
+            .filter(|&s| self.slots[s as usize].rule.as_ref().is_some_and(&pred))
+            .collect();
+        slots.into_iter().map(|s| self.remove_slot(s)).collect()
+    }
+
+    /// Credits packets and bytes to a group (for each group a translation went through, see
+    /// [`crate::xlate::Xlation::groups`]). False when the group no longer exists.
+    pub fn credit_group(&mut self, id: u32, packets: u64, bytes: u64) -> bool {
+        match self.groups.get_mut(id) {
+            Some(g) => {
+                g.packets += packets;
+                g.bytes += bytes;
+                true
+            }
+            None => false,
+        }
     }
 }
 

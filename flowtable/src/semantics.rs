@@ -4,11 +4,13 @@
 //!   [`DpAction`]s (the semantics documented in [`crate::dpaction`], on keys instead of bytes);
 //! - [`execute`]: the reference interpreter of the OpenFlow pipeline, written independently of
 //!   xlate and meant to be obviously correct: a linear scan of each table's rules (no
-//!   subtables, no masks, no caching), plain OpenFlow semantics.
+//!   subtables, no masks, no caching), plain OpenFlow semantics, groups by copying the packet;
+//!   [`execute_actions`] the same for a packet-out action list.
 //!
 //! Contract: for every pipeline, port environment and key `k`, and every key `k2` matched by
-//! `xlate(k).megaflow`, `apply_dp(k2, &xlate(k).actions) == execute(k2)`. This is what the
-//! property test `tests/xlate_props.rs` checks.
+//! `xlate(k).megaflow`, `apply_dp(k2, &xlate(k).actions) == execute(k2)` (and the same for
+//! `xlate_actions` against [`execute_actions`]). This is what the property tests in
+//! `tests/xlate_props.rs` check.
 //!
 //! Shared OpenFlow semantics (also implemented, with un-wildcarding, by xlate):
 //! - Metadata and registers start at zero when the pipeline starts; in_port and tunnel fields
@@ -18,27 +20,44 @@
 //!   packet-in with reason no-match, cookie [`MISS_COOKIE`], max_len [`MISS_MAX_LEN`]).
 //! - Actions run in order on the packet; set-field of a wire field applies only when the
 //!   packet has that header ([`set_field_applies`]); push_vlan copies VID/PCP from an existing
-//!   tag, else uses 0; pop_vlan on an untagged packet does nothing; dec_ttl on an IP packet
-//!   with TTL <= 1 drops the packet and ends all processing (earlier outputs happened); on
-//!   non-IP packets it does nothing.
+//!   tag, else uses 0; pop_vlan on an untagged packet does nothing, and uncovers the tag a push
+//!   covered (the key shows only the outer tag; covered tags are remembered, as the wire keeps
+//!   them); dec_ttl on an IP packet with TTL <= 1 drops the packet and ends all processing
+//!   (earlier outputs happened); on non-IP packets it does nothing.
 //! - Output to the input port is dropped (use `InPort`); flood/all go to up ports (flood:
 //!   flood-enabled ones) except the input port, ascending; output to a tunnel port encapsulates
 //!   when VNI (24 bits), remote (same family as the local address) and next-hop MAC resolve,
 //!   else the output is dropped.
+//! - Groups ([`crate::group`]): a group action runs each chosen bucket on its own copy of the
+//!   packet and leaves the packet as it was; a dec_ttl expiry in a bucket drops only that copy.
+//!   ALL: every bucket; INDIRECT: its bucket; FAST_FAILOVER: the first live bucket; SELECT: the
+//!   live bucket of non-zero weight that the [`SelectHash`] of the packet's L2-L4 fields picks
+//!   in the cumulative weights. Written here from the group module's contract, not from xlate
+//!   (only the hash function itself is shared).
 //! - Underlay termination ([`underlay_termination`]) happens before the pipeline.
+//! - Packet-out ([`execute_actions`]): the action list runs on the packet (no underlay
+//!   termination); `output:TABLE` runs the pipeline from table 0 on a copy; `output:IN_PORT`
+//!   of a packet whose in_port is [`IN_PORT_CONTROLLER`] does nothing.
 //!
 //! The key inside an [`Effect`] is normalised ([`normalize`]): pipeline-only fields (in_port,
 //! metadata, registers) and tunnel fields are zeroed, since they never reach the wire as such.
 
 use crate::dpaction::{DpAction, PortNo, UserspaceReason};
+use crate::group::{Bucket, Group, GroupType, SelectHash};
 use crate::key::{Field, FlowKey, FRAG_LATER, VLAN_PRESENT};
-use crate::pipeline::{Action, OfPort, Pipeline, PortEnv, Rule, TableMiss, TunnelPortCfg};
+use crate::pipeline::{
+    Action, OfPort, Pipeline, PortEnv, Rule, TableMiss, TunnelPortCfg, IN_PORT_CONTROLLER,
+};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 /// Cookie of a packet-in caused by a table miss (OpenFlow: -1, no rule).
 pub const MISS_COOKIE: u64 = u64::MAX;
 /// max_len of a packet-in caused by a table miss (OFPCML_NO_BUFFER: the whole packet).
 pub const MISS_MAX_LEN: u16 = 0xffff;
+/// Cookie of a packet-in caused by an output:CONTROLLER of a packet-out (no rule: -1).
+pub const PACKET_OUT_COOKIE: u64 = u64::MAX;
+/// Table of a packet-in caused by an output:CONTROLLER of a packet-out (no table: 0xff).
+pub const PACKET_OUT_TABLE: u8 = 0xff;
 
 /// One externally visible thing that happens to a packet.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -162,9 +181,11 @@ pub fn underlay_termination(env: &PortEnv, k: &FlowKey) -> Option<PortNo> {
 }
 
 /// What the datapath does to a packet of key `key` running `actions` (see the module docs of
-/// [`crate::dpaction`]).
+/// [`crate::dpaction`]). The key shows the outer VLAN tag only; tags a push covers are
+/// remembered so that a pop uncovers them, as on the wire.
 pub fn apply_dp(key: &FlowKey, actions: &[DpAction]) -> Vec<Effect> {
     let mut k = *key;
+    let mut inner_tags: Vec<u128> = Vec::new();
     let mut out = Vec::new();
     for a in actions {
         match a {
@@ -172,8 +193,17 @@ pub fn apply_dp(key: &FlowKey, actions: &[DpAction]) -> Vec<Effect> {
                 port: *p,
                 key: normalize(&k),
             }),
-            DpAction::PushVlan { tci, .. } => k.set(Field::VlanTci, (*tci | VLAN_PRESENT) as u128),
-            DpAction::PopVlan => k.set(Field::VlanTci, 0),
+            DpAction::PushVlan { tci, .. } => {
+                if k.get(Field::VlanPresent) == 1 {
+                    inner_tags.push(k.get(Field::VlanTci));
+                }
+                k.set(Field::VlanTci, (*tci | VLAN_PRESENT) as u128)
+            }
+            DpAction::PopVlan => {
+                if k.get(Field::VlanPresent) == 1 {
+                    k.set(Field::VlanTci, inner_tags.pop().unwrap_or(0));
+                }
+            }
             DpAction::Set { field, value } => k.set(*field, *value),
             DpAction::DecTtl => {
                 if is_ip(&k) {
@@ -212,7 +242,6 @@ pub fn apply_dp(key: &FlowKey, actions: &[DpAction]) -> Vec<Effect> {
     }
     out
 }
-
 /// The tunnel effect of outputting a packet of key `k` to tunnel `t`, or None when it cannot
 /// be resolved (the output is dropped).
 fn tunnel_effect(t: &TunnelPortCfg, k: &FlowKey) -> Option<Effect> {
@@ -266,85 +295,160 @@ pub fn execute(p: &Pipeline, env: &PortEnv, key: &FlowKey) -> Vec<Effect> {
     if let Some(port) = underlay_termination(env, key) {
         return vec![Effect::Decap { port }];
     }
-    let in_port = key.get(Field::InPort) as PortNo;
-    let mut k = *key;
-    for f in [
-        Field::Metadata,
-        Field::Reg0,
-        Field::Reg1,
-        Field::Reg2,
-        Field::Reg3,
-    ] {
-        k.set(f, 0);
+    let mut m = Interp::new(p, env, key);
+    let mut pkt = Pkt::new(key);
+    m.pipeline(&mut pkt);
+    m.out
+}
+
+/// The reference interpreter of a packet-out: what running `actions` does to a packet of key
+/// `key` (in_port from the key, [`IN_PORT_CONTROLLER`] when the controller names none). No
+/// underlay termination; `output:TABLE` runs the pipeline from table 0 on a copy of the packet;
+/// controller outputs carry [`PACKET_OUT_COOKIE`] and [`PACKET_OUT_TABLE`].
+pub fn execute_actions(
+    p: &Pipeline,
+    env: &PortEnv,
+    key: &FlowKey,
+    actions: &[Action],
+) -> Vec<Effect> {
+    let mut m = Interp::new(p, env, key);
+    let mut pkt = Pkt::new(key);
+    m.actions(&mut pkt, actions, PACKET_OUT_COOKIE, PACKET_OUT_TABLE, true);
+    m.out
+}
+
+/// The packet as the interpreter sees it: the key (which shows the outer VLAN tag only) and
+/// the tags that pushes covered, innermost first.
+#[derive(Clone)]
+struct Pkt {
+    k: FlowKey,
+    inner_tags: Vec<u128>,
+}
+
+impl Pkt {
+    fn new(key: &FlowKey) -> Pkt {
+        let mut k = *key;
+        for f in REGS {
+            k.set(f, 0);
+        }
+        Pkt {
+            k,
+            inner_tags: Vec::new(),
+        }
     }
-    let mut out = Vec::new();
-    let mut table: usize = 0;
-    while table < p.n_tables() {
-        // Linear scan: highest priority, then oldest.
-        let mut best: Option<&Rule> = None;
-        for r in p.rules() {
-            if r.table as usize == table && r.matching.matches(&k) {
-                let better = match best {
-                    None => true,
-                    Some(b) => {
-                        r.priority > b.priority || (r.priority == b.priority && r.seq < b.seq)
+}
+
+const REGS: [Field; 5] = [
+    Field::Metadata,
+    Field::Reg0,
+    Field::Reg1,
+    Field::Reg2,
+    Field::Reg3,
+];
+
+/// Whether processing of a packet (or of a group bucket's copy) goes on.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Flow {
+    Go,
+    /// dec_ttl found TTL <= 1: this packet (copy) is dropped.
+    Stop,
+}
+
+struct Interp<'a> {
+    p: &'a Pipeline,
+    env: &'a PortEnv,
+    in_port: PortNo,
+    out: Vec<Effect>,
+}
+
+impl<'a> Interp<'a> {
+    fn new(p: &'a Pipeline, env: &'a PortEnv, key: &FlowKey) -> Self {
+        Interp {
+            p,
+            env,
+            in_port: key.get(Field::InPort) as PortNo,
+            out: Vec::new(),
+        }
+    }
+
+    /// The pipeline from table 0, metadata and registers zeroed.
+    fn pipeline(&mut self, pkt: &mut Pkt) -> Flow {
+        for f in REGS {
+            pkt.k.set(f, 0);
+        }
+        let p = self.p;
+        let mut table: usize = 0;
+        while table < p.n_tables() {
+            // Linear scan: highest priority, then oldest.
+            let mut best: Option<&Rule> = None;
+            for r in p.rules() {
+                if r.table as usize == table && r.matching.matches(&pkt.k) {
+                    let better = match best {
+                        None => true,
+                        Some(b) => {
+                            r.priority > b.priority || (r.priority == b.priority && r.seq < b.seq)
+                        }
+                    };
+                    if better {
+                        best = Some(r);
                     }
-                };
-                if better {
-                    best = Some(r);
                 }
+            }
+            let Some(rule) = best else {
+                match p.table_miss(table as u8) {
+                    Some(TableMiss::Continue) => {
+                        table += 1;
+                        continue;
+                    }
+                    Some(TableMiss::Controller) => self.out.push(Effect::Controller {
+                        reason: UserspaceReason::NoMatch,
+                        max_len: MISS_MAX_LEN,
+                        cookie: MISS_COOKIE,
+                        table: table as u8,
+                        key: normalize(&pkt.k),
+                    }),
+                    _ => {}
+                }
+                return Flow::Go;
+            };
+            let ins = &rule.instructions;
+            if self.actions(pkt, &ins.apply_actions, rule.cookie, rule.table, false) == Flow::Stop {
+                return Flow::Stop;
+            }
+            if let Some((v, m)) = ins.write_metadata {
+                let md = pkt.k.get(Field::Metadata) as u64;
+                pkt.k.set(Field::Metadata, ((md & !m) | (v & m)) as u128);
+            }
+            match ins.goto_table {
+                Some(t) => table = t as usize,
+                None => return Flow::Go,
             }
         }
-        let Some(rule) = best else {
-            match p.table_miss(table as u8) {
-                Some(TableMiss::Continue) => {
-                    table += 1;
-                    continue;
-                }
-                Some(TableMiss::Controller) => out.push(Effect::Controller {
-                    reason: UserspaceReason::NoMatch,
-                    max_len: MISS_MAX_LEN,
-                    cookie: MISS_COOKIE,
-                    table: table as u8,
-                    key: normalize(&k),
-                }),
-                _ => {}
-            }
-            return out;
-        };
-        for a in &rule.instructions.apply_actions {
+        Flow::Go
+    }
+
+    /// Runs an action list; `packet_out`: the top level of a packet-out (output:TABLE allowed).
+    fn actions(
+        &mut self,
+        pkt: &mut Pkt,
+        actions: &[Action],
+        cookie: u64,
+        table: u8,
+        packet_out: bool,
+    ) -> Flow {
+        for a in actions {
+            let k = &mut pkt.k;
             match *a {
-                Action::Output(op) => match op {
-                    OfPort::Port(port) => {
-                        if port != in_port {
-                            output_to(env, port, &k, &mut out);
-                        }
-                    }
-                    OfPort::InPort => output_to(env, in_port, &k, &mut out),
-                    OfPort::Flood | OfPort::All => {
-                        for (&port, cfg) in &env.ports {
-                            let wanted = cfg.up && (cfg.flood || op == OfPort::All);
-                            if wanted && port != in_port {
-                                output_to(env, port, &k, &mut out);
-                            }
-                        }
-                    }
-                    OfPort::Controller { max_len } => out.push(Effect::Controller {
-                        reason: UserspaceReason::Action,
-                        max_len,
-                        cookie: rule.cookie,
-                        table: rule.table,
-                        key: normalize(&k),
-                    }),
-                },
+                Action::Output(op) => self.output(pkt, op, cookie, table, packet_out),
                 Action::SetField { field, value } => {
-                    if set_field_applies(field, &k) {
+                    if set_field_applies(field, k) {
                         k.set(field, value);
                     }
                 }
                 Action::SetTunnel { vni } => k.set(Field::TunId, vni as u128),
                 Action::PushVlan { .. } => {
                     let tci = if k.get(Field::VlanPresent) == 1 {
+                        pkt.inner_tags.push(k.get(Field::VlanTci));
                         k.get(Field::VlanTci)
                     } else {
                         0
@@ -353,30 +457,136 @@ pub fn execute(p: &Pipeline, env: &PortEnv, key: &FlowKey) -> Vec<Effect> {
                 }
                 Action::PopVlan => {
                     if k.get(Field::VlanPresent) == 1 {
-                        k.set(Field::VlanTci, 0);
+                        k.set(Field::VlanTci, pkt.inner_tags.pop().unwrap_or(0));
                     }
                 }
                 Action::DecTtl => {
-                    if is_ip(&k) {
+                    if is_ip(k) {
                         let ttl = k.get(Field::IpTtl);
                         if ttl <= 1 {
-                            return out;
+                            return Flow::Stop;
                         }
                         k.set(Field::IpTtl, ttl - 1);
                     }
                 }
+                Action::Group(g) => self.group(pkt, g, cookie, table),
             }
         }
-        if let Some((v, m)) = rule.instructions.write_metadata {
-            let md = k.get(Field::Metadata) as u64;
-            k.set(Field::Metadata, ((md & !m) | (v & m)) as u128);
-        }
-        match rule.instructions.goto_table {
-            Some(t) => table = t as usize,
-            None => return out,
+        Flow::Go
+    }
+
+    fn output(&mut self, pkt: &Pkt, op: OfPort, cookie: u64, table: u8, packet_out: bool) {
+        let (env, in_port, k) = (self.env, self.in_port, &pkt.k);
+        match op {
+            OfPort::Port(port) => {
+                if port != in_port {
+                    output_to(env, port, k, &mut self.out);
+                }
+            }
+            OfPort::InPort => {
+                if in_port != IN_PORT_CONTROLLER {
+                    output_to(env, in_port, k, &mut self.out);
+                }
+            }
+            OfPort::Flood | OfPort::All => {
+                for (&port, cfg) in &env.ports {
+                    let wanted = cfg.up && (cfg.flood || op == OfPort::All);
+                    if wanted && port != in_port {
+                        output_to(env, port, k, &mut self.out);
+                    }
+                }
+            }
+            OfPort::Controller { max_len } => self.out.push(Effect::Controller {
+                reason: UserspaceReason::Action,
+                max_len,
+                cookie,
+                table,
+                key: normalize(k),
+            }),
+            OfPort::Table => {
+                if packet_out {
+                    let mut copy = pkt.clone();
+                    self.pipeline(&mut copy);
+                }
+            }
         }
     }
-    out
+
+    /// A group action: each chosen bucket runs on its own copy; `pkt` is left as it was.
+    fn group(&mut self, pkt: &Pkt, id: u32, cookie: u64, table: u8) {
+        let Some(g) = self.p.group(id) else {
+            return;
+        };
+        let chosen: Vec<&Bucket> = match g.kind {
+            GroupType::All => g.buckets.iter().collect(),
+            GroupType::Indirect => g.buckets.iter().take(1).collect(),
+            GroupType::FastFailover => g
+                .buckets
+                .iter()
+                .find(|b| bucket_live(self.p, self.env, b))
+                .into_iter()
+                .collect(),
+            GroupType::Select => select_bucket(self.p, self.env, g, &pkt.k)
+                .into_iter()
+                .collect(),
+        };
+        for b in chosen {
+            let mut copy = pkt.clone();
+            // A stop (TTL expired) drops only this copy.
+            let _ = self.actions(&mut copy, &b.actions, cookie, table, false);
+        }
+    }
+}
+
+/// OpenFlow/Open vSwitch bucket liveness: no watch, or a watched port that is up, or a
+/// watched group with a live bucket.
+fn bucket_live(p: &Pipeline, env: &PortEnv, b: &Bucket) -> bool {
+    if b.watch_port.is_none() && b.watch_group.is_none() {
+        return true;
+    }
+    let port_up = b
+        .watch_port
+        .is_some_and(|port| env.ports.get(&port).is_some_and(|c| c.up));
+    let group_live = b.watch_group.is_some_and(|id| {
+        p.group(id)
+            .is_some_and(|g| g.buckets.iter().any(|x| bucket_live(p, env, x)))
+    });
+    port_up || group_live
+}
+
+/// The SELECT choice: live buckets of non-zero weight, the hash of the packet's L2-L4 fields
+/// modulo their total weight, located in the cumulative weights.
+fn select_bucket<'g>(p: &Pipeline, env: &PortEnv, g: &'g Group, k: &FlowKey) -> Option<&'g Bucket> {
+    let candidates: Vec<&Bucket> = g
+        .buckets
+        .iter()
+        .filter(|b| b.weight > 0 && bucket_live(p, env, b))
+        .collect();
+    let total: u64 = candidates.iter().map(|b| b.weight as u64).sum();
+    if total == 0 {
+        return None;
+    }
+    let mut h = SelectHash::new();
+    let mut fields = vec![Field::EthSrc, Field::EthDst, Field::EthType];
+    match eth_type(k) {
+        0x0800 => fields.extend([Field::Ipv4Src, Field::Ipv4Dst, Field::IpProto]),
+        0x86dd => fields.extend([Field::Ipv6Src, Field::Ipv6Dst, Field::IpProto]),
+        _ => {}
+    }
+    if has_l4_ports(k) {
+        fields.extend([Field::TpSrc, Field::TpDst]);
+    }
+    for f in fields {
+        h.add(k.get(f));
+    }
+    let mut r = h.finish() as u64 % total;
+    for b in candidates {
+        if r < b.weight as u64 {
+            return Some(b);
+        }
+        r -= b.weight as u64;
+    }
+    None
 }
 
 #[cfg(test)]
@@ -519,5 +729,103 @@ mod tests {
         };
         assert_eq!(key.get(Field::IpTtl), 8);
         assert!(execute(&p, &env, &ipv4_key(1)).is_empty(), "ttl expired");
+    }
+
+    #[test]
+    fn groups_run_buckets_on_copies() {
+        use crate::group::{Bucket, GroupSpec, GroupType};
+        let mut p = Pipeline::new(1).unwrap();
+        p.group_add(
+            GroupSpec::new(
+                1,
+                GroupType::All,
+                vec![
+                    Bucket::new(vec![
+                        Action::PushVlan { tpid: 0x8100 },
+                        Action::DecTtl,
+                        Action::Output(OfPort::Port(2)),
+                    ]),
+                    Bucket::new(vec![Action::Output(OfPort::Port(3))]),
+                ],
+            ),
+            0,
+        )
+        .unwrap();
+        p.add(
+            RuleSpec::new(
+                0,
+                Match::CATCH_ALL,
+                1,
+                Instructions::apply(vec![Action::Group(1), Action::Output(OfPort::Port(4))]),
+            ),
+            AddOptions::default(),
+            0,
+        )
+        .unwrap();
+        let env = PortEnv::default();
+        let ports = |e: &[Effect]| {
+            e.iter()
+                .map(|x| match x {
+                    Effect::Output { port, key } => {
+                        (*port, key.get(Field::VlanTci), key.get(Field::IpTtl))
+                    }
+                    _ => panic!("{x:?}"),
+                })
+                .collect::<Vec<_>>()
+        };
+        let tag = VLAN_PRESENT as u128;
+        assert_eq!(
+            ports(&execute(&p, &env, &ipv4_key(5))),
+            vec![(2, tag, 4), (3, 0, 5), (4, 0, 5)]
+        );
+        // TTL 1: the first bucket's copy is dropped, nothing else.
+        assert_eq!(
+            ports(&execute(&p, &env, &ipv4_key(1))),
+            vec![(3, 0, 1), (4, 0, 1)]
+        );
+        // Packet-out: output:TABLE runs the pipeline on a copy; IN_PORT of a packet from the
+        // controller goes nowhere.
+        let mut k = ipv4_key(5);
+        k.set(Field::InPort, IN_PORT_CONTROLLER as u128);
+        let acts = [
+            Action::PushVlan { tpid: 0x8100 },
+            Action::Output(OfPort::Table),
+            Action::Output(OfPort::InPort),
+            Action::PopVlan,
+            Action::Output(OfPort::Port(5)),
+        ];
+        assert_eq!(
+            ports(&execute_actions(&p, &env, &k, &acts)),
+            vec![(2, tag, 4), (3, tag, 5), (4, tag, 5), (5, 0, 5)]
+        );
+    }
+
+    #[test]
+    fn pop_uncovers_the_tag_a_push_covered() {
+        let mut k = ipv4_key(5);
+        k.set(Field::VlanTci, (VLAN_PRESENT | 7) as u128);
+        let e = apply_dp(
+            &k,
+            &[
+                DpAction::PushVlan {
+                    tpid: 0x8100,
+                    tci: 9,
+                },
+                DpAction::Output(1),
+                DpAction::PopVlan,
+                DpAction::Output(2),
+                DpAction::PopVlan,
+                DpAction::Output(3),
+            ],
+        );
+        let tcis: Vec<u128> = e
+            .iter()
+            .map(|x| match x {
+                Effect::Output { key, .. } => key.get(Field::VlanTci),
+                _ => panic!("{x:?}"),
+            })
+            .collect();
+        let t = VLAN_PRESENT as u128;
+        assert_eq!(tcis, vec![t | 9, t | 7, 0]);
     }
 }
