@@ -271,6 +271,16 @@ impl Controller {
         })
     }
 
+    /// Runs one pass of the OpenFlow channel now (e.g. so a fail mode set at startup takes
+    /// effect before the caller's next barrier).
+    pub fn openflow_pass(&mut self) {
+        if let Some(mut of) = self.of.take() {
+            of.run(self, &[]);
+            self.of = Some(of);
+            self.revalidate_if_pending();
+        }
+    }
+
     /// Sends `data` through datapath `actions` on `worker`, as if it arrived on `in_port`.
     pub fn execute(
         &mut self,

@@ -442,6 +442,7 @@ pub fn run(cfg: Config) -> Result<(), DaemonError> {
             c.openflow()
                 .set_controllers(controllers)
                 .map_err(|e| e.to_string())?;
+            c.openflow_pass();
             Ok(())
         })?
         .map_err(DaemonError::Other)?;
