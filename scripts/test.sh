@@ -40,6 +40,20 @@ for s in d["scenarios"]:
 PY
 then ok "bench smoke"; else bad "bench smoke"; fi
 
+stage "OpenFlow benchmark smoke (tiny counts, release)"
+if cargo build --release -p strato-control --bin strato \
+   && target/release/strato bench openflow --flows 2000 --megaflows 500 --rounds 1 --json \
+        > target/bench-openflow.json \
+   && python3 - target/bench-openflow.json <<'PY'
+import json, sys
+d = json.load(open(sys.argv[1]))
+assert sorted(d) == ["flow_mods_per_s", "revalidate_ms"], d
+for k in ("flow_mods_per_s", "revalidate_ms"):
+    assert isinstance(d[k], (int, float)) and d[k] > 0, (k, d[k])
+print(f'flow_mods/s {d["flow_mods_per_s"]:.0f}  revalidate {d["revalidate_ms"]:.2f} ms')
+PY
+then ok "openflow bench smoke"; else bad "openflow bench smoke"; fi
+
 stage "side-by-side lab benchmark smoke (root)"
 if [ "$(id -u)" -ne 0 ]; then
   echo "SKIPPED lab benchmark smoke: needs root (namespaces, AF_XDP); CI runs as root"

@@ -343,10 +343,10 @@ impl Controller {
         self.ports.retain(|p| p.no != port.no);
         let ring = FrameRing::new(HANDOFF_SLOTS);
         port.handoff = Some(ring.clone());
-        let (kind, mode) = match &port.kind {
-            PortKind::Memory(_) => ("memory", "-".to_string()),
-            PortKind::AfXdp(x) => ("afxdp", x.mode().name().to_string()),
-            PortKind::Tap(_) => ("tap", "-".to_string()),
+        let (kind, mode, mac) = match &port.kind {
+            PortKind::Memory(_) => ("memory", "-".to_string(), None),
+            PortKind::AfXdp(x) => ("afxdp", x.mode().name().to_string(), sysfs_mac(&port.name)),
+            PortKind::Tap(t) => ("tap", "-".to_string(), t.mac().ok()),
         };
         self.ports.push(PortRecord {
             no: port.no,
@@ -357,7 +357,7 @@ impl Controller {
             down_reason: None,
             stats: port.shared.clone(),
             added: Instant::now(),
-            mac: None,
+            mac,
         });
         let no = port.no;
         self.port_event(0, no);
@@ -819,6 +819,20 @@ impl ControllerHandle {
             c.dump_flows()
         })
     }
+}
+
+/// An interface's MAC address from sysfs (this network namespace's view), if readable.
+fn sysfs_mac(ifname: &str) -> Option<[u8; 6]> {
+    if ifname.contains('/') || ifname.is_empty() {
+        return None;
+    }
+    let s = std::fs::read_to_string(format!("/sys/class/net/{ifname}/address")).ok()?;
+    let mut m = [0u8; 6];
+    let mut parts = s.trim().split(':');
+    for b in &mut m {
+        *b = u8::from_str_radix(parts.next()?, 16).ok()?;
+    }
+    parts.next().is_none().then_some(m)
 }
 
 /// Starts workers (one thread each, configured by `cfgs`) and the controller thread.

@@ -67,7 +67,7 @@ fn parse_rate(s: &str) -> Result<u64, String> {
         .trim()
         .parse()
         .map_err(|_| format!("{s:?} is not a number of packets per second"))?;
-    if !(v >= 1.0) || !v.is_finite() {
+    if v.is_nan() || v < 1.0 || !v.is_finite() {
         return Err(format!("rate must be at least 1 packet per second (got {s}); leave --rate out to send as fast as possible"));
     }
     Ok(v as u64)

@@ -8,6 +8,9 @@
 //!                              # and "<name>-sw", switch-side interfaces "<name>-<host>"
 //! [switch]                     # optional: copied into the daemon config's [daemon] table
 //! worker_cores = [1]           # (control_socket and state_dir are set by the lab)
+//! [bridge]                     # optional: copied into the daemon config's [bridge] table
+//! fail_mode = "secure"         # (default "standalone"; `name` is set by the lab: its name)
+//! controllers = ["tcp:127.0.0.1:6633"]
 //! [[host]]                     # one per host, at least one
 //! name = "h1"                  # 1..=6 of [A-Za-z0-9_], unique, not "sw"
 //! ip = "10.0.0.1/24"           # address/prefix of the host's eth0 (IPv4 or IPv6), unique
@@ -21,7 +24,9 @@
 //! - `up FILE` validates the file first (errors name the field and say what to change), needs
 //!   root, refuses a lab that is already up, removes leftovers of the same name, then builds
 //!   `<name>-sw` and one namespace per host, writes the daemon config to
-//!   `/run/strato-lab/<name>/strato.toml`, starts `strato run` in `<name>-sw` (log in
+//!   `/run/strato-lab/<name>/strato.toml`, starts `strato run` in `<name>-sw` (so addresses
+//!   such as `tcp:127.0.0.1:PORT` in `[bridge] controllers` or `[switch] openflow_listen`
+//!   are on that namespace's loopback: run controllers and `ovs-ofctl` there) (log in
 //!   `strato.log`, pid in `strato.pid`), waits until its control socket (`strato.sock`) answers
 //!   a `show` request (the `strato ctl` protocol; log tail and teardown after 30 s) and
 //!   finally moves each tap host's tap into its namespace as `eth0`. Any failure tears the lab
@@ -58,6 +63,10 @@ pub const STOP_TIMEOUT: Duration = Duration::from_secs(5);
 pub const HOST_IF: &str = "eth0";
 /// Daemon keys the lab sets itself; `[switch]` may not set them.
 const LAB_OWNED_KEYS: [&str; 2] = ["control_socket", "state_dir"];
+/// Bridge keys the lab sets itself; `[bridge]` may not set them.
+const LAB_OWNED_BRIDGE_KEYS: [&str; 1] = ["name"];
+/// The bridge's fail mode unless the lab's `[bridge]` says otherwise: a MAC-learning switch.
+pub const DEFAULT_FAIL_MODE: &str = "standalone";
 
 /// The `strato lab` subcommands.
 #[derive(Debug, clap::Subcommand)]
@@ -278,6 +287,8 @@ pub struct Topology {
     pub name: String,
     /// Extra `[daemon]` keys for the switch.
     pub switch: toml::Table,
+    /// Extra `[bridge]` keys for the switch (e.g. `fail_mode`, `controllers`).
+    pub bridge: toml::Table,
     /// The hosts, in file order (their ports get ofport 1, 2, ...).
     pub hosts: Vec<Host>,
 }
@@ -288,6 +299,8 @@ struct RawTopology {
     name: String,
     #[serde(default)]
     switch: toml::Table,
+    #[serde(default)]
+    bridge: toml::Table,
     #[serde(default, rename = "host")]
     hosts: Vec<RawHost>,
 }
@@ -411,6 +424,17 @@ impl Topology {
                 ));
             }
         }
+        for k in LAB_OWNED_BRIDGE_KEYS {
+            if raw.bridge.contains_key(k) {
+                return Err(field(
+                    format!("bridge.{k}"),
+                    format!(
+                        "is set by the lab (the bridge is named after the lab, `{}`); remove it",
+                        raw.name
+                    ),
+                ));
+            }
+        }
         if raw.hosts.is_empty() {
             return Err(field(
                 "host",
@@ -481,6 +505,7 @@ impl Topology {
         Ok(Topology {
             name: raw.name,
             switch: raw.switch,
+            bridge: raw.bridge,
             hosts,
         })
     }
@@ -521,8 +546,9 @@ impl Topology {
             dir.join("state").display().to_string().into(),
         );
         let mut bridge = toml::Table::new();
+        bridge.insert("fail_mode".into(), DEFAULT_FAIL_MODE.into());
+        bridge.extend(self.bridge.clone());
         bridge.insert("name".into(), self.name.clone().into());
-        bridge.insert("fail_mode".into(), "standalone".into());
         let ports: Vec<toml::Value> = self
             .hosts
             .iter()
@@ -1380,6 +1406,65 @@ mod tests {
             })
             .collect();
         assert_eq!(got, want);
+    }
+
+    #[test]
+    fn bridge_table_is_copied_into_the_daemon_config() {
+        // Without [bridge]: a standalone bridge named after the lab.
+        let t = Topology::parse(BASE).unwrap();
+        assert!(t.bridge.is_empty());
+        let v: toml::Table = toml::from_str(&t.daemon_config(Path::new("/x"))).unwrap();
+        assert_eq!(v["bridge"]["fail_mode"].as_str(), Some(DEFAULT_FAIL_MODE));
+        assert_eq!(v["bridge"]["name"].as_str(), Some("t"));
+
+        // With it: every key passes through (also ones the daemon may not know yet), and
+        // fail_mode overrides the default; [switch] still goes to [daemon].
+        let t = Topology::parse(&format!(
+            "{BASE}[switch]\nopenflow_listen = [\"ptcp:6653:127.0.0.1\"]\n\
+             [bridge]\nfail_mode = \"secure\"\ncontrollers = [\"tcp:127.0.0.1:6633\", \"tcp:127.0.0.1:6634\"]\nmac_aging_s = 60\n"
+        ))
+        .unwrap();
+        let v: toml::Table = toml::from_str(&t.daemon_config(Path::new("/x"))).unwrap();
+        let b = v["bridge"].as_table().unwrap();
+        assert_eq!(b["fail_mode"].as_str(), Some("secure"));
+        assert_eq!(b["name"].as_str(), Some("t"));
+        assert_eq!(b["mac_aging_s"].as_integer(), Some(60));
+        let ctl: Vec<&str> = b["controllers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|c| c.as_str())
+            .collect();
+        assert_eq!(ctl, ["tcp:127.0.0.1:6633", "tcp:127.0.0.1:6634"]);
+        assert_eq!(b.len(), 4, "{b:?}");
+        assert_eq!(
+            v["daemon"]["openflow_listen"][0].as_str(),
+            Some("ptcp:6653:127.0.0.1")
+        );
+        assert!(v["daemon"].get("controllers").is_none());
+
+        // The bridge's name is the lab's.
+        let (f, m) = field_of(&format!("{BASE}[bridge]\nname = \"br9\"\n"));
+        assert_eq!(f, "bridge.name");
+        assert!(m.contains("set by the lab") && m.contains("`t`"), "{m}");
+        // A [bridge] that is not a table is a syntax error naming it.
+        match Topology::parse(&format!("bridge = 3\n{BASE}")) {
+            Err(TopologyError::Syntax(m)) => assert!(m.contains("bridge"), "{m}"),
+            other => panic!("expected a syntax error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn ryu3_lab_is_secure_with_a_controller() {
+        let t = Topology::parse(include_str!("../../labs/ryu3.toml")).unwrap();
+        assert_eq!(t.hosts.len(), 3);
+        let v: toml::Table = toml::from_str(&t.daemon_config(Path::new("/x"))).unwrap();
+        assert_eq!(v["bridge"]["fail_mode"].as_str(), Some("secure"));
+        assert!(!v["bridge"]["controllers"].as_array().unwrap().is_empty());
+        assert!(!v["daemon"]["openflow_listen"]
+            .as_array()
+            .unwrap()
+            .is_empty());
     }
 
     #[test]

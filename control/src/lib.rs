@@ -4,13 +4,16 @@
 //! - [`controller`]: the controller thread, its handle, upcall handling, revalidation, barriers.
 //! - [`learning`]: the MAC-learning switch (fail mode standalone), as OpenFlow rules.
 //! - [`daemon`]: `strato run`; [`ctl`]: `strato ctl` and its protocol; [`lab`]: `strato lab`;
-//!   [`gen`]: `strato gen`; [`benchlab`]: `strato bench lab`.
+//!   [`gen`]: `strato gen`; [`benchlab`]: `strato bench lab`; [`benchof`]: `strato bench
+//!   openflow`.
+//! - [`responder`]: ARP, IPv6 ND and DHCPv4 responders (pure: frames in, frames out).
 //! - [`openflow`]: OpenFlow 1.0/1.3 codecs; [`ofchannel`]: a first OpenFlow 1.3 channel
 //!   (ovs-ofctl add/dump/del-flows, show), started by the daemon from `[daemon] openflow_listen`.
 //! - [`demo`]: `strato demo`, two hosts with tenants over VXLAN, in memory.
 //! - [`netns`]: namespaces and veth pairs for labs and tests (per-run prefixes, torn down on drop).
 
 pub mod benchlab;
+pub mod benchof;
 pub mod controller;
 pub mod ctl;
 pub mod daemon;
@@ -21,3 +24,4 @@ pub mod learning;
 pub mod netns;
 pub mod ofchannel;
 pub mod openflow;
+pub mod responder;

@@ -46,6 +46,18 @@ enum BenchCmd {
     /// The side-by-side benchmark on real veths: the same generator through strato (AF_XDP),
     /// the Linux bridge, Open vSwitch's userspace datapath and a raw AF_XDP forward, in one run.
     Lab(strato_control::benchlab::BenchLabArgs),
+    /// flow_mods/s through one OpenFlow 1.3 channel, and the time from a flow_mod to new
+    /// behaviour on cached traffic (targets: >= 200,000 flow_mods/s; <= 10 ms).
+    ///
+    /// Both run against an in-process controller with memory ports, over TCP on loopback.
+    /// flow_mods/s: --flows distinct ADDs written back to back (no waiting per message), then
+    /// one barrier; timed from the first flow_mod byte to the barrier reply, after which the
+    /// pipeline must hold exactly those rules. revalidate_ms: with --megaflows UDP flows cached
+    /// as one megaflow each and the traffic still flowing, the time from writing ONE flow_mod
+    /// that sends all of it to another port until every flow of a probe set (--probes, spread
+    /// over all the flows) has come out of the new port; median and max of --rounds. Any
+    /// OpenFlow ERROR fails the run.
+    Openflow(strato_control::benchof::BenchOfArgs),
     /// (internal) Raw AF_XDP forward between two interfaces, no lookup: the wires' limit.
     #[command(hide = true)]
     RawForward {
@@ -96,6 +108,7 @@ fn main() -> ExitCode {
             no_baseline,
         }) => bench_pipeline(scenarios, packets, core, json, no_baseline),
         Cmd::Bench(BenchCmd::Lab(args)) => bench_lab(&args),
+        Cmd::Bench(BenchCmd::Openflow(args)) => bench_openflow(&args),
         Cmd::Bench(BenchCmd::RawForward { a, b }) => strato_control::benchlab::raw_forward(&a, &b),
         Cmd::Demo { packets } => strato_control::demo::run(packets).map_err(|e| e.to_string()),
     };
@@ -161,6 +174,22 @@ fn bench_lab(args: &strato_control::benchlab::BenchLabArgs) -> Result<(), String
         );
     } else {
         print!("{}", strato_control::benchlab::table(&r));
+    }
+    Ok(())
+}
+
+fn bench_openflow(args: &strato_control::benchof::BenchOfArgs) -> Result<(), String> {
+    let quiet = args.json;
+    let r = strato_control::benchof::run(args, &mut |line: &str| {
+        if !quiet {
+            eprintln!("bench openflow: {line}");
+        }
+    })
+    .map_err(|e| e.to_string())?;
+    if args.json {
+        println!("{}", r.json());
+    } else {
+        print!("{}", strato_control::benchof::table(&r));
     }
     Ok(())
 }

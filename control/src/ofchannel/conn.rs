@@ -193,7 +193,8 @@ impl Conn {
     /// Sends an error in the negotiated version (1.3 before negotiation).
     pub(crate) fn send_error(&mut self, xid: u32, (t, code): (u16, u16), raw: &[u8]) {
         let v = self.version.unwrap_or(OFP13);
-        let data = &raw[..raw.len().min(64)];
+        // The whole offending request, as Open vSwitch sends it (tshark dissects it).
+        let data = &raw[..raw.len().min(usize::from(u16::MAX) - 12)];
         let mut m = Vec::with_capacity(12 + data.len());
         Header {
             version: v,

@@ -926,10 +926,7 @@ pub(crate) fn table_stats(c: &Controller) -> Vec<(u8, u32, u64, u64)> {
 
 /// True when a rule's actions send to group `g`.
 pub(crate) fn rule_uses_group(r: &strato_flowtable::pipeline::Rule, g: u32) -> bool {
-    r.instructions
-        .apply_actions
-        .iter()
-        .any(|a| *a == Action::Group(g))
+    r.instructions.apply_actions.contains(&Action::Group(g))
 }
 
 #[cfg(test)]

@@ -310,12 +310,10 @@ fn stats(ctx: &mut Ctx<'_>, req: StatsRequest) -> Result<Vec<StatsReply>, OfErr>
             table_stats(c)
                 .into_iter()
                 .map(|(t, active, lookup, matched)| {
-                    let mut name = [0u8; 32];
-                    let s = format!("table{t}");
-                    name[..s.len()].copy_from_slice(s.as_bytes());
+                    // Unnamed, as Open vSwitch reports its tables.
                     v10::TableStats {
                         table_id: t,
-                        name,
+                        name: [0u8; 32],
                         wildcards: wc::ALL,
                         max_entries: 1_000_000,
                         active_count: active,
@@ -358,6 +356,14 @@ fn stats(ctx: &mut Ctx<'_>, req: StatsRequest) -> Result<Vec<StatsReply>, OfErr>
         }
         // strato has no queues.
         StatsRequest::Queue { .. } => Ok(vec![StatsReply::Queue(Vec::new())]),
+        // Open vSwitch's OFPST_PORT_DESC for 1.0 (what `ovs-ofctl dump-ports-desc` sends).
+        StatsRequest::Other { type_: 13, .. } => {
+            let mut body = Vec::new();
+            for p in c.ports() {
+                v10::emit_phy_port(&phy_port(&p), &mut body);
+            }
+            Ok(vec![StatsReply::Other { type_: 13, body }])
+        }
         StatsRequest::Other { .. } => Err((ET_BAD_REQUEST, BRC_BAD_STAT)),
     }
 }

@@ -353,12 +353,14 @@ fn flow_mod(c: &mut Controller, fm: FlowMod) -> Result<(), OfErr> {
     }
     let matching = of_to_match(&fm.match_)?;
     let table = (fm.table_id != OFPTT_ALL).then_some(fm.table_id);
-    let out_port = if fm.out_port == OFPP_ANY {
+    // out_port / out_group filter deletes only; ADD and MODIFY ignore them (Ryu sends 0).
+    let delete = matches!(fm.command, DELETE | DELETE_STRICT);
+    let out_port = if fm.out_port == OFPP_ANY || !delete {
         None
     } else {
         Some(of_port_in(fm.out_port, 0)?)
     };
-    let out_group = (fm.out_group != OFPG_ANY).then_some(fm.out_group);
+    let out_group = (fm.out_group != OFPG_ANY && delete).then_some(fm.out_group);
     let op = crate::ofchannel::FlowModOp {
         command: match fm.command {
             ADD => crate::ofchannel::FlowModCmd::Add,
@@ -572,9 +574,8 @@ fn table_features(n: usize) -> Vec<MultipartReply> {
     let mut cur: Vec<TableFeatures> = Vec::new();
     let mut size = 0;
     for t in 0..n.min(255) {
-        let mut name = [0u8; 32];
-        let s = format!("table{t}");
-        name[..s.len()].copy_from_slice(s.as_bytes());
+        // Unnamed, as Open vSwitch reports its tables.
+        let name = [0u8; 32];
         let last = t + 1 == n;
         // GOTO_TABLE (not in the last table), WRITE_METADATA, APPLY_ACTIONS.
         let mut ins: Vec<(u16, u16)> = vec![(2, 4), (4, 4)];
@@ -596,6 +597,15 @@ fn table_features(n: usize) -> Vec<MultipartReply> {
                 type_: 3,
                 tables: next,
             },
+            // strato has no write-actions instruction: empty action and set-field lists.
+            TableFeatureProp::Ids {
+                type_: 4,
+                ids: Vec::new(),
+            },
+            TableFeatureProp::Ids {
+                type_: 5,
+                ids: Vec::new(),
+            },
             TableFeatureProp::Ids {
                 type_: 6,
                 ids: actions.clone(),
@@ -611,6 +621,14 @@ fn table_features(n: usize) -> Vec<MultipartReply> {
             TableFeatureProp::Oxm {
                 type_: 10,
                 oxm_ids: matchable.clone(),
+            },
+            TableFeatureProp::Oxm {
+                type_: 12,
+                oxm_ids: Vec::new(),
+            },
+            TableFeatureProp::Oxm {
+                type_: 13,
+                oxm_ids: Vec::new(),
             },
             TableFeatureProp::Oxm {
                 type_: 14,

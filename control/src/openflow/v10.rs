@@ -945,7 +945,8 @@ fn parse_phy_port(r: &mut Reader<'_>) -> Result<PhyPort, OfError> {
     })
 }
 
-fn emit_phy_port(p: &PhyPort, out: &mut Vec<u8>) {
+/// Appends the 48-byte wire form of a port (for OVS's 1.0 port-description stats).
+pub fn emit_phy_port(p: &PhyPort, out: &mut Vec<u8>) {
     out.extend_from_slice(&p.port_no.to_be_bytes());
     out.extend_from_slice(&p.hw_addr);
     out.extend_from_slice(&p.name);
