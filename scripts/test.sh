@@ -15,6 +15,10 @@ stage() { printf '\n==== %s ====\n' "$*"; }
 ok() { passed=$((passed+1)); echo "stage ok: $*"; }
 bad() { failed=$((failed+1)); echo "stage FAILED: $*"; }
 
+# Build outputs (honours CARGO_TARGET_DIR, as cargo does).
+T="${CARGO_TARGET_DIR:-target}"
+mkdir -p "$T"
+
 stage "bootstrap"
 scripts/bootstrap.sh --fuzz
 
@@ -26,8 +30,8 @@ if scripts/fuzz.sh "$FUZZ_SECONDS"; then ok "fuzz"; else bad "fuzz"; fi
 
 stage "packet-rate harness smoke (all scenarios, release)"
 if cargo build --release -p strato-control --bin strato \
-   && target/release/strato bench pipeline --packets 2000000 --json > target/bench-smoke.json \
-   && python3 - target/bench-smoke.json <<'PY'
+   && "$T"/release/strato bench pipeline --packets 2000000 --json > "$T"/bench-smoke.json \
+   && python3 - "$T"/bench-smoke.json <<'PY'
 import json, sys
 d = json.load(open(sys.argv[1]))
 names = [s["name"] for s in d["scenarios"]]
@@ -42,9 +46,9 @@ then ok "bench smoke"; else bad "bench smoke"; fi
 
 stage "OpenFlow benchmark smoke (tiny counts, release)"
 if cargo build --release -p strato-control --bin strato \
-   && target/release/strato bench openflow --flows 2000 --megaflows 500 --rounds 1 --json \
-        > target/bench-openflow.json \
-   && python3 - target/bench-openflow.json <<'PY'
+   && "$T"/release/strato bench openflow --flows 2000 --megaflows 500 --rounds 1 --json \
+        > "$T"/bench-openflow.json \
+   && python3 - "$T"/bench-openflow.json <<'PY'
 import json, sys
 d = json.load(open(sys.argv[1]))
 assert sorted(d) == ["flow_mods_per_s", "revalidate_ms"], d
@@ -57,8 +61,8 @@ then ok "openflow bench smoke"; else bad "openflow bench smoke"; fi
 stage "side-by-side lab benchmark smoke (root)"
 if [ "$(id -u)" -ne 0 ]; then
   echo "SKIPPED lab benchmark smoke: needs root (namespaces, AF_XDP); CI runs as root"
-elif target/release/strato bench lab --seconds 2 --json > target/bench-lab.json \
-   && python3 - target/bench-lab.json <<'PY'
+elif "$T"/release/strato bench lab --seconds 2 --json > "$T"/bench-lab.json \
+   && python3 - "$T"/bench-lab.json <<'PY'
 import json, sys
 d = json.load(open(sys.argv[1]))
 for k in ("strato", "bridge", "ovs", "raw"):
