@@ -141,6 +141,8 @@ pub struct Controller {
     registry: Registry,
     /// The OpenFlow channel (created on first use).
     of: Option<Box<OfSwitch>>,
+    /// The channel exists (it is taken out of `of` while it runs, so test this flag).
+    of_enabled: bool,
     /// Port changes for OpenFlow port_status: (OFPPR_ADD 0 / DELETE 1 / MODIFY 2, port).
     pub(crate) port_events: Vec<(u8, PortNo)>,
     /// Rules removed that asked for flow_removed.
@@ -245,14 +247,14 @@ impl Controller {
 
     /// Records a port change for OpenFlow port_status (only while the channel exists).
     fn port_event(&mut self, reason: u8, no: PortNo) {
-        if self.of.is_some() {
+        if self.of_enabled {
             self.port_events.push((reason, no));
         }
     }
 
     /// Rules removed by `why`: those that asked for it get an OpenFlow flow_removed.
     pub fn note_removed(&mut self, rules: Vec<Rule>, why: RemovalReason) {
-        if self.of.is_some() {
+        if self.of_enabled {
             self.removed.extend(
                 rules
                     .into_iter()
@@ -264,6 +266,7 @@ impl Controller {
 
     /// The OpenFlow channel (created with the default [`OfConfig`] on first use).
     pub fn openflow(&mut self) -> &mut OfSwitch {
+        self.of_enabled = true;
         let reg = &self.registry;
         self.of.get_or_insert_with(|| {
             let r = reg.try_clone().expect("cloning the mio registry");
@@ -586,7 +589,7 @@ impl Controller {
         let expired = self.pipeline.expire(self.now_ms());
         if !expired.is_empty() {
             self.stats.expired += expired.len() as u64;
-            if self.of.is_some() {
+            if self.of_enabled {
                 self.removed.extend(
                     expired
                         .iter()
@@ -884,6 +887,7 @@ pub fn start(
         stop: false,
         registry: poll.registry().try_clone()?,
         of: None,
+        of_enabled: false,
         port_events: Vec::new(),
         removed: Vec::new(),
     };

@@ -87,6 +87,8 @@ impl Switch {
 /// The test's side of a controller connection.
 struct Peer {
     s: TcpStream,
+    /// Messages read while waiting for a reply (async ones), returned by later reads.
+    pending: std::collections::VecDeque<Message>,
 }
 
 impl Peer {
@@ -94,7 +96,10 @@ impl Peer {
         l.set_nonblocking(false).unwrap();
         let (s, _) = l.accept().unwrap();
         s.set_read_timeout(Some(WAIT)).unwrap();
-        let mut p = Peer { s };
+        let mut p = Peer {
+            s,
+            pending: Default::default(),
+        };
         let hello = p.read().expect("switch hello");
         assert_eq!(hello.body.clone(), hello.body);
         assert!(matches!(hello.body, Body::Hello(_)), "{hello:?}");
@@ -110,6 +115,13 @@ impl Peer {
     }
 
     fn read(&mut self) -> Option<Message> {
+        if let Some(m) = self.pending.pop_front() {
+            return Some(m);
+        }
+        self.read_wire()
+    }
+
+    fn read_wire(&mut self) -> Option<Message> {
         let mut h = [0u8; 8];
         self.s.read_exact(&mut h).ok()?;
         let len = u16::from_be_bytes([h[2], h[3]]) as usize;
@@ -122,10 +134,14 @@ impl Peer {
     /// Reads until a message with `xid` (skipping async messages), returns it.
     fn reply(&mut self, xid: u32) -> Message {
         loop {
-            let m = self.read().expect("reply");
+            let m = self.read_wire().expect("reply");
             if m.xid == xid {
                 return m;
             }
+            if let Body::Error(e) = &m.body {
+                panic!("unexpected error for xid {}: {e:?}", m.xid);
+            }
+            self.pending.push_back(m);
         }
     }
 
@@ -528,5 +544,87 @@ fn openflow10_and_punix_with_ovs_ofctl() {
         "the socket file is removed with the listener"
     );
     let _ = std::fs::remove_dir_all(&dir);
+    sw.run.stop();
+}
+
+#[test]
+fn port_status_and_flow_removed_reach_the_controller() {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let target = format!("tcp:{}", l.local_addr().unwrap());
+    let sw = Switch::new(2, OfConfig::default());
+    ofchannel::set_controllers(&sw.run.handle, &[target]).unwrap();
+    let mut c = Peer::accept(&l);
+    c.barrier(1);
+
+    // A port added while connected: PORT_STATUS ADD with its number and name.
+    let (r, t) = (FrameRing::new(64), FrameRing::new(64));
+    sw.run
+        .handle
+        .call(move |ctl| {
+            ctl.add_port(
+                0,
+                Port::new(7, "p7".to_string(), PortKind::Memory(MemPort::rings(r, t))),
+            )
+        })
+        .unwrap();
+    let (reason, desc) = loop {
+        match c.read().expect("port_status").body {
+            Body::PortStatus { reason, desc } => break (reason, desc),
+            _ => continue,
+        }
+    };
+    assert_eq!((reason, desc.port_no), (0, 7));
+    assert_eq!(&desc.name[..3], b"p7\0");
+    // ... and removed: PORT_STATUS DELETE.
+    assert!(sw.run.handle.call(|ctl| ctl.del_port(7)).unwrap());
+    let (reason, desc) = loop {
+        match c.read().expect("port_status").body {
+            Body::PortStatus { reason, desc } => break (reason, desc),
+            _ => continue,
+        }
+    };
+    assert_eq!((reason, desc.port_no), (1, 7));
+
+    // FLOW_REMOVED: a flow with SEND_FLOW_REM deleted by a flow_mod (reason DELETE), one with a
+    // 1 s hard timeout (reason HARD_TIMEOUT); one without the flag is removed silently.
+    let with_flag = |priority: u16, hard: u16, cookie: u64| {
+        let Body::FlowMod(mut fm) = flow(
+            priority,
+            vec![Oxm::basic(OxmField::InPort, 1)],
+            vec![output(2)],
+            cookie,
+        ) else {
+            unreachable!()
+        };
+        fm.flags = 1;
+        fm.hard_timeout = hard;
+        Body::FlowMod(fm)
+    };
+    c.send(Message::new(2, with_flag(10, 0, 0xa)));
+    c.send(Message::new(3, with_flag(20, 1, 0xb)));
+    c.send(Message::new(4, flow(30, vec![], vec![], 0xc)));
+    c.barrier(5);
+    let mut del = match flow(10, vec![Oxm::basic(OxmField::InPort, 1)], vec![], 0xa) {
+        Body::FlowMod(fm) => fm,
+        _ => unreachable!(),
+    };
+    del.command = 4; // DELETE_STRICT
+    c.send(Message::new(6, Body::FlowMod(del)));
+    let mut del_c = match flow(30, vec![], vec![], 0xc) {
+        Body::FlowMod(fm) => fm,
+        _ => unreachable!(),
+    };
+    del_c.command = 4;
+    c.send(Message::new(7, Body::FlowMod(del_c)));
+    c.barrier(8);
+    let mut seen = Vec::new();
+    let t = Instant::now();
+    while seen.len() < 2 {
+        assert!(t.elapsed() < WAIT, "flow_removed missing: {seen:?}");
+        if let Body::FlowRemoved(r) = c.read().expect("flow_removed").body {
+            seen.push((r.cookie, r.reason, r.priority));
+        }
+    }
+    assert_eq!(seen, vec![(0xa, 2, 10), (0xb, 1, 20)]);
     sw.run.stop();
 }
