@@ -7,8 +7,10 @@
 //!   [`gen`]: `strato gen`; [`benchlab`]: `strato bench lab`; [`benchof`]: `strato bench
 //!   openflow`.
 //! - [`responder`]: ARP, IPv6 ND and DHCPv4 responders (pure: frames in, frames out).
-//! - [`openflow`]: OpenFlow 1.0/1.3 codecs; [`ofchannel`]: a first OpenFlow 1.3 channel
-//!   (ovs-ofctl add/dump/del-flows, show), started by the daemon from `[daemon] openflow_listen`.
+//! - [`tenant`]: the tenant model (networks, subnets with IPAM, ports), its SQLite store, and the
+//!   Neutron v2.0 / Net Objects REST API.
+//! - [`openflow`]: OpenFlow 1.0/1.3 codecs; [`ofchannel`]: the OpenFlow channel on the
+//!   controller's event loop (listeners, controllers, roles, fail modes).
 //! - [`demo`]: `strato demo`, two hosts with tenants over VXLAN, in memory.
 //! - [`netns`]: namespaces and veth pairs for labs and tests (per-run prefixes, torn down on drop).
 
@@ -25,3 +27,4 @@ pub mod netns;
 pub mod ofchannel;
 pub mod openflow;
 pub mod responder;
+pub mod tenant;
