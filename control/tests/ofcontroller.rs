@@ -292,6 +292,41 @@ fn controller_packet_in_packet_out_roles_and_barrier() {
         "no packet after the barrier used the old rule"
     );
 
+    // Packet-in from a later table carries that table, its rule's cookie and the metadata the
+    // pipeline wrote on the way.
+    let Body::FlowMod(mut fm) = flow(300, vec![Oxm::basic(OxmField::InPort, 2)], vec![], 0x99)
+    else {
+        unreachable!()
+    };
+    fm.instructions = vec![
+        Instruction::WriteMetadata {
+            metadata: 0x42,
+            mask: u64::MAX,
+        },
+        Instruction::GotoTable(1),
+    ];
+    c.send(Message::new(14, Body::FlowMod(fm)));
+    let Body::FlowMod(mut fm) = flow(1, vec![], vec![output(0xffff_fffd)], 0x98) else {
+        unreachable!()
+    };
+    fm.table_id = 1;
+    c.send(Message::new(15, Body::FlowMod(fm)));
+    c.barrier(16);
+    sw.inject(2, &udp(2, 1));
+    let pin = loop {
+        if let Body::PacketIn(p) = c.read().expect("packet_in").body {
+            break p;
+        }
+    };
+    assert_eq!((pin.table_id, pin.cookie), (1, 0x98));
+    assert_eq!(
+        pin.match_.fields,
+        vec![
+            Oxm::basic(OxmField::InPort, 2),
+            Oxm::basic(OxmField::Metadata, 0x42)
+        ]
+    );
+
     // Roles: SLAVE cannot change state; a stale generation is refused; MASTER can again.
     c.send(Message::new(
         20,

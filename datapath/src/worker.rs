@@ -254,6 +254,8 @@ pub enum UpcallKind {
         cookie: u64,
         /// Rule table.
         table: u8,
+        /// Pipeline metadata when it was sent.
+        metadata: u64,
     },
 }
 
@@ -1271,6 +1273,7 @@ impl Io {
                     max_len,
                     cookie,
                     table,
+                    metadata,
                 } => {
                     emitted = true;
                     let kind = UpcallKind::Userspace {
@@ -1278,6 +1281,7 @@ impl Io {
                         max_len: *max_len,
                         cookie: *cookie,
                         table: *table,
+                        metadata: *metadata,
                     };
                     self.userspace(b, in_port, pk, kind);
                 }

@@ -75,6 +75,8 @@ pub enum DpAction {
         cookie: u64,
         /// Table of that rule.
         table: u8,
+        /// Pipeline metadata at that point (OpenFlow packet-in OXM metadata).
+        metadata: u64,
     },
 }
 
@@ -113,10 +115,17 @@ impl fmt::Display for DpAction {
                 max_len,
                 cookie,
                 table,
-            } => write!(
-                f,
-                "userspace(reason={reason:?},max_len={max_len},cookie={cookie:#x},table={table})"
-            ),
+                metadata,
+            } => {
+                write!(
+                    f,
+                    "userspace(reason={reason:?},max_len={max_len},cookie={cookie:#x},table={table}"
+                )?;
+                if *metadata != 0 {
+                    write!(f, ",metadata={metadata:#x}")?;
+                }
+                f.write_str(")")
+            }
         }
     }
 }

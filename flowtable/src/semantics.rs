@@ -231,6 +231,7 @@ pub fn apply_dp(key: &FlowKey, actions: &[DpAction]) -> Vec<Effect> {
                 max_len,
                 cookie,
                 table,
+                ..
             } => out.push(Effect::Controller {
                 reason: *reason,
                 max_len: *max_len,

@@ -455,11 +455,13 @@ impl<'a> Ctx<'a> {
                     }
                     Some(TableMiss::Controller) => {
                         self.commit();
+                        let metadata = self.work.get(Field::Metadata) as u64;
                         self.emit(DpAction::Userspace {
                             reason: UserspaceReason::NoMatch,
                             max_len: MISS_MAX_LEN,
                             cookie: MISS_COOKIE,
                             table,
+                            metadata,
                         });
                     }
                     _ => {}
@@ -724,11 +726,13 @@ impl<'a> Ctx<'a> {
             }
             OfPort::Controller { max_len } => {
                 self.commit();
+                let metadata = self.work.get(Field::Metadata) as u64;
                 self.emit(DpAction::Userspace {
                     reason: UserspaceReason::Action,
                     max_len,
                     cookie,
                     table,
+                    metadata,
                 });
             }
             OfPort::Table => {
@@ -1228,7 +1232,8 @@ mod tests {
                 reason: UserspaceReason::NoMatch,
                 max_len: MISS_MAX_LEN,
                 cookie: MISS_COOKIE,
-                table: 0
+                table: 0,
+                metadata: 0,
             }]
         );
         p.set_table_miss(0, TableMiss::Continue).unwrap();
@@ -1420,7 +1425,8 @@ mod tests {
                 reason: UserspaceReason::Action,
                 max_len: 128,
                 cookie: 0xc0ffee,
-                table: 0
+                table: 0,
+                metadata: 0,
             }]
         );
         let mut p = Pipeline::default();
@@ -1924,7 +1930,8 @@ mod tests {
                 reason: UserspaceReason::Action,
                 max_len: 64,
                 cookie: PACKET_OUT_COOKIE,
-                table: PACKET_OUT_TABLE
+                table: PACKET_OUT_TABLE,
+                metadata: 0,
             }]
         );
         // dec_ttl expiry inside the TABLE copy drops only the copy.

@@ -504,12 +504,13 @@ pub(crate) fn flow_removed(r: &Rule, why: RemovalReason, now_ms: u64) -> Option<
 
 /// PACKET_IN (NO_BUFFER; OXM in_port).
 pub(crate) fn packet_in(p: &CtlPacketIn, miss_send_len: u16) -> Vec<u8> {
-    let (reason, max_len, cookie, table) = match p.kind {
+    let (reason, max_len, cookie, table, metadata) = match p.kind {
         UpcallKind::Userspace {
             reason,
             max_len,
             cookie,
             table,
+            metadata,
         } => (
             match reason {
                 UserspaceReason::NoMatch => 0,
@@ -519,9 +520,14 @@ pub(crate) fn packet_in(p: &CtlPacketIn, miss_send_len: u16) -> Vec<u8> {
             max_len,
             cookie,
             table,
+            metadata,
         ),
-        UpcallKind::Miss => (0, miss_send_len, u64::MAX, 0),
+        UpcallKind::Miss => (0, miss_send_len, u64::MAX, 0, 0),
     };
+    let mut fields = vec![Oxm::basic(OxmField::InPort, u128::from(p.in_port))];
+    if metadata != 0 {
+        fields.push(Oxm::basic(OxmField::Metadata, u128::from(metadata)));
+    }
     let keep = if max_len == 0xffff {
         p.frame.len()
     } else {
@@ -535,9 +541,7 @@ pub(crate) fn packet_in(p: &CtlPacketIn, miss_send_len: u16) -> Vec<u8> {
             reason,
             table_id: table,
             cookie,
-            match_: OfMatch {
-                fields: vec![Oxm::basic(OxmField::InPort, u128::from(p.in_port))],
-            },
+            match_: OfMatch { fields },
             data: p.frame[..keep].to_vec(),
         }),
     )
