@@ -508,6 +508,15 @@ pub(crate) struct Handled {
 }
 
 impl Handled {
+    /// A barrier: runs any deferred revalidation, then waits for the workers to catch up.
+    pub(crate) fn barrier(c: &mut crate::controller::Controller) -> Handled {
+        c.revalidate_if_pending();
+        Handled {
+            barrier: Some(c.request_sync()),
+            ..Handled::default()
+        }
+    }
+
     /// An error reply.
     pub(crate) fn err(e: (u16, u16)) -> Handled {
         Handled {

@@ -136,13 +136,7 @@ pub(crate) fn handle(ctx: &mut Ctx<'_>, conn: &mut Conn, h: Header, raw: &[u8]) 
             conn.config_flags = c.flags;
             conn.miss_send_len = c.miss_send_len;
         }
-        Body::BarrierRequest => {
-            ctx.c.revalidate_if_pending();
-            return Handled {
-                barrier: Some(ctx.c.request_sync()),
-                ..Handled::default()
-            };
-        }
+        Body::BarrierRequest => return Handled::barrier(ctx.c),
         Body::FlowMod(fm) => {
             if let Err(e) = flow_mod(ctx, fm) {
                 return Handled::err(e);
@@ -633,13 +627,22 @@ fn phy_port(p: &PortRecord) -> PhyPort {
     let b = p.name.as_bytes();
     let l = b.len().min(15);
     n[..l].copy_from_slice(&b[..l]);
+    phy_port_raw(
+        u16::try_from(p.no).unwrap_or(port::NONE),
+        n,
+        p.mac,
+        p.down_reason.is_some(),
+    )
+}
+
+fn phy_port_raw(port_no: u16, name: [u8; 16], mac: Option<[u8; 6]>, down: bool) -> PhyPort {
     PhyPort {
-        port_no: u16::try_from(p.no).unwrap_or(port::NONE),
-        hw_addr: p.mac.unwrap_or([0; 6]),
-        name: n,
+        port_no,
+        hw_addr: mac.unwrap_or([0; 6]),
+        name,
         config: 0,
         // OFPPS_LINK_DOWN.
-        state: u32::from(p.down_reason.is_some()),
+        state: u32::from(down),
         curr: 0,
         advertised: 0,
         supported: 0,
@@ -649,20 +652,11 @@ fn phy_port(p: &PortRecord) -> PhyPort {
 
 /// PORT_STATUS.
 pub(crate) fn port_status(reason: u8, rec: Option<&PortRecord>, no: PortNo) -> Vec<u8> {
-    let desc = match rec {
-        Some(r) => phy_port(r),
-        None => PhyPort {
-            port_no: u16::try_from(no).unwrap_or(port::NONE),
-            hw_addr: [0; 6],
-            name: [0; 16],
-            config: 0,
-            state: 1,
-            curr: 0,
-            advertised: 0,
-            supported: 0,
-            peer: 0,
-        },
-    };
+    // A deleted port has no record left: its number, link down.
+    let mut desc = phy_port_raw(u16::try_from(no).unwrap_or(port::NONE), [0; 16], None, true);
+    if let Some(r) = rec {
+        desc = phy_port(r);
+    }
     Message {
         xid: 0,
         body: Body::PortStatus { reason, desc },

@@ -129,13 +129,7 @@ pub(crate) fn handle(ctx: &mut Ctx<'_>, conn: &mut Conn, h: Header, raw: &[u8]) 
             conn.config_flags = c.flags;
             conn.miss_send_len = c.miss_send_len;
         }
-        Body::BarrierRequest => {
-            ctx.c.revalidate_if_pending();
-            return Handled {
-                barrier: Some(ctx.c.request_sync()),
-                ..Handled::default()
-            };
-        }
+        Body::BarrierRequest => return Handled::barrier(ctx.c),
         Body::RoleRequest {
             role,
             generation_id,
@@ -574,9 +568,7 @@ fn table_features(n: usize) -> Vec<MultipartReply> {
         .collect();
     // OUTPUT, PUSH_VLAN, POP_VLAN, GROUP, DEC_NW_TTL, SET_FIELD.
     let actions: Vec<(u16, u16)> = [0u16, 17, 18, 22, 24, 25].iter().map(|&t| (t, 4)).collect();
-    let mut out = Vec::new();
-    let mut cur: Vec<TableFeatures> = Vec::new();
-    let mut size = 0;
+    let mut all: Vec<TableFeatures> = Vec::new();
     for t in 0..n.min(255) {
         // Unnamed, as Open vSwitch reports its tables.
         let name = [0u8; 32];
@@ -652,25 +644,9 @@ fn table_features(n: usize) -> Vec<MultipartReply> {
             max_entries: 1_000_000,
             properties: props,
         };
-        let len = Message::new(
-            0,
-            Body::MultipartReply {
-                flags: 0,
-                body: MultipartReply::TableFeatures(vec![tf.clone()]),
-            },
-        )
-        .emit()
-        .len()
-            - 16;
-        if size + len > 65535 - 16 && !cur.is_empty() {
-            out.push(MultipartReply::TableFeatures(std::mem::take(&mut cur)));
-            size = 0;
-        }
-        size += len;
-        cur.push(tf);
+        all.push(tf);
     }
-    out.push(MultipartReply::TableFeatures(cur));
-    out
+    split_multipart(all, MultipartReply::TableFeatures)
 }
 
 /// The OpenFlow error for a message that did not parse.
@@ -997,32 +973,36 @@ fn rule_to_stats(r: &Rule, now_ms: u64) -> FlowStats {
     }
 }
 
-/// Splits flow stats into replies that each fit a 64 KiB message.
-fn split_flow_stats(stats: Vec<FlowStats>) -> Vec<MultipartReply> {
+/// Splits multipart items into replies that each fit a 64 KiB message (`wrap` makes the
+/// reply body of a list of items).
+fn split_multipart<T: Clone>(
+    items: Vec<T>,
+    wrap: impl Fn(Vec<T>) -> MultipartReply,
+) -> Vec<MultipartReply> {
     const LIMIT: usize = 65535 - 16;
     let mut out = Vec::new();
-    let mut cur: Vec<FlowStats> = Vec::new();
+    let mut cur: Vec<T> = Vec::new();
     let mut cur_len = 0;
-    for s in stats {
-        let len = Message::new(
-            0,
-            Body::MultipartReply {
-                flags: 0,
-                body: MultipartReply::Flow(vec![s.clone()]),
-            },
-        )
-        .emit()
-        .len()
+    for s in items {
+        let body = wrap(vec![s.clone()]);
+        let len = Message::new(0, Body::MultipartReply { flags: 0, body })
+            .emit()
+            .len()
             - 16;
         if cur_len + len > LIMIT && !cur.is_empty() {
-            out.push(MultipartReply::Flow(std::mem::take(&mut cur)));
+            out.push(wrap(std::mem::take(&mut cur)));
             cur_len = 0;
         }
         cur_len += len;
         cur.push(s);
     }
-    out.push(MultipartReply::Flow(cur));
+    out.push(wrap(cur));
     out
+}
+
+/// Splits flow stats into replies that each fit a 64 KiB message.
+fn split_flow_stats(stats: Vec<FlowStats>) -> Vec<MultipartReply> {
+    split_multipart(stats, MultipartReply::Flow)
 }
 
 #[cfg(test)]
