@@ -49,6 +49,10 @@ pub struct Config {
     /// `[[port]]`.
     #[serde(default, rename = "port")]
     pub ports: Vec<PortSpec>,
+    /// `[api]`: the tenant REST API (Neutron v2.0, Net Objects) and its SQLite store; absent:
+    /// no API.
+    #[serde(default)]
+    pub api: Option<crate::tenant::TenantConfig>,
 }
 
 /// `[daemon]`: process-wide settings.
@@ -288,6 +292,9 @@ fn validate(cfg: &Config, ncores: usize) -> Result<(), String> {
             Err(e) => return Err(format!("[bridge] controllers {a:?}: {e}")),
         }
     }
+    if let Some(api) = &cfg.api {
+        api.validate().map_err(|e| format!("[api]: {e}"))?;
+    }
     let mut names = std::collections::HashSet::new();
     let mut nos = std::collections::HashSet::new();
     for (i, p) in cfg.ports.iter().enumerate() {
@@ -465,6 +472,25 @@ pub fn run(cfg: Config) -> Result<(), DaemonError> {
         tracing::info!(%addr, "OpenFlow listener up");
         of_listeners.push(ch);
     }
+    // The tenant API: its store opens (and restores everything) before the API listens.
+    let api = match &cfg.api {
+        Some(a) => {
+            std::fs::create_dir_all(&cfg.daemon.state_dir).map_err(|e| {
+                DaemonError::Other(format!(
+                    "cannot create the state directory {}: {e}",
+                    cfg.daemon.state_dir.display()
+                ))
+            })?;
+            let db = a.db_path_in(&cfg.daemon.state_dir);
+            let svc = crate::tenant::TenantService::open(a, &db)
+                .map_err(|e| DaemonError::Other(format!("[api] store {}: {e}", db.display())))?;
+            let server = crate::tenant::ApiServer::start(a, Arc::new(svc))
+                .map_err(|e| DaemonError::Other(format!("[api] listen {}: {e}", a.listen)))?;
+            tracing::info!(listen = %server.local_addr(), db = %db.display(), "tenant API up");
+            Some(server)
+        }
+        None => None,
+    };
     let s2 = shared.clone();
     let server = ctl::serve(
         &cfg.daemon.control_socket,
@@ -483,6 +509,7 @@ pub fn run(cfg: Config) -> Result<(), DaemonError> {
     }
     tracing::info!("signal received: stopping");
     drop(server);
+    drop(api);
     drop(of_listeners);
     running.stop();
     tracing::info!("stopped: ports closed, XDP programs removed");
@@ -774,6 +801,24 @@ kind = "tap"
         assert!(e.contains("openflow_listen"), "{e}");
         let e = parse("[daemon]\nlog_level = \"loud\"\n").unwrap_err();
         assert!(e.contains("log_level"), "{e}");
+    }
+
+    #[test]
+    fn openflow_and_api_sections() {
+        let c = parse(
+            "[daemon]\nopenflow_listen = [\"ptcp:6653\", \"punix:/run/x.sock\"]\n[bridge]\ncontrollers = [\"tcp:127.0.0.1:6633\"]\nfail_mode = \"secure\"\n[api]\nlisten = \"127.0.0.1:9697\"\n",
+        )
+        .unwrap();
+        assert_eq!(c.bridge.controllers, vec!["tcp:127.0.0.1:6633".to_string()]);
+        assert_eq!(c.api.unwrap().listen.port(), 9697);
+        let e = parse("[bridge]\ncontrollers = [\"ptcp:6633\"]\n").unwrap_err();
+        assert!(e.contains("[bridge] controllers"), "{e}");
+        let e = parse("[daemon]\nopenflow_listen = [\"tcp:127.0.0.1:1\"]\n").unwrap_err();
+        assert!(e.contains("listeners are ptcp"), "{e}");
+        let e = parse("[api]\nthreads = 0\n").unwrap_err();
+        assert!(e.contains("[api]"), "{e}");
+        let e = parse("[api]\nbogus = 1\n").unwrap_err();
+        assert!(e.contains("bogus"), "{e}");
     }
 
     fn parse_unchecked(t: &str) -> Config {
