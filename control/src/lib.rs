@@ -11,11 +11,13 @@
 //!   Neutron v2.0 / Net Objects REST API.
 //! - [`openflow`]: OpenFlow 1.0/1.3 codecs; [`ofchannel`]: the OpenFlow channel on the
 //!   controller's event loop (listeners, controllers, roles, fail modes).
+//! - [`compiler`]: the tenant compiler, tenant model changes -> pipeline rules (pure).
 //! - [`demo`]: `strato demo`, two hosts with tenants over VXLAN, in memory.
 //! - [`netns`]: namespaces and veth pairs for labs and tests (per-run prefixes, torn down on drop).
 
 pub mod benchlab;
 pub mod benchof;
+pub mod compiler;
 pub mod controller;
 pub mod ctl;
 pub mod daemon;

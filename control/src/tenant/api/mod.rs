@@ -112,6 +112,15 @@ pub struct RawBody(pub Bytes);
 impl<S: Send + Sync> FromRequest<S> for RawBody {
     type Rejection = ApiError;
     async fn from_request(req: Request, _state: &S) -> Result<Self, ApiError> {
+        // A declared length over the limit is refused before any of the body is read.
+        let declared = req
+            .headers()
+            .get(axum::http::header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        if declared.is_some_and(|n| n > body::MAX_BODY as u64) {
+            return Err(ApiError::BodyTooLarge(body::MAX_BODY));
+        }
         axum::body::to_bytes(req.into_body(), body::MAX_BODY)
             .await
             .map(RawBody)
