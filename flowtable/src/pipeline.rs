@@ -603,7 +603,8 @@ impl RuleFilter {
         self.out_group = Some(group);
         self
     }
-    fn accepts(&self, r: &Rule) -> bool {
+    /// True when the filter selects rule `r` (what modify, delete and flow stats act on).
+    pub fn accepts(&self, r: &Rule) -> bool {
         self.table.is_none_or(|t| t == r.table)
             && (r.cookie ^ self.cookie) & self.cookie_mask == 0
             && self.out_port.is_none_or(|p| r.instructions.outputs_to(p))

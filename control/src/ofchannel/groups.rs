@@ -117,14 +117,14 @@ pub(crate) fn stats13(c: &Controller, id: u32) -> Result<Vec<MultipartReply>, Of
         .groups()
         .filter(|g| id == OFPG_ALL || g.id == id)
         .map(|g| {
-            let age = now.saturating_sub(g.created_ms);
+            let (duration_sec, duration_nsec) = super::duration(now.saturating_sub(g.created_ms));
             v13::GroupStats {
                 group_id: g.id,
                 ref_count: g.ref_count,
                 packet_count: g.packets,
                 byte_count: g.bytes,
-                duration_sec: u32::try_from(age / 1000).unwrap_or(u32::MAX),
-                duration_nsec: (age % 1000) as u32 * 1_000_000,
+                duration_sec,
+                duration_nsec,
                 // strato counts per group, not per bucket.
                 bucket_stats: g.buckets.iter().map(|_| (0, 0)).collect(),
             }

@@ -258,8 +258,6 @@ pub struct OfSwitch {
     generation: Option<u64>,
     /// The learning switch is on because no controller is connected (standalone).
     learning_on: bool,
-    /// Standalone: when the last controller went away (learning starts a grace period later).
-    alone_since: Option<Instant>,
     stats: OfStats,
 }
 
@@ -275,7 +273,6 @@ impl OfSwitch {
             remotes: Vec::new(),
             generation: None,
             learning_on: false,
-            alone_since: Some(Instant::now()),
             stats: OfStats::default(),
         }
     }
@@ -573,7 +570,14 @@ impl OfSwitch {
                 generation: &mut self.generation,
                 effects: &mut effects,
             };
-            match conn.service(&mut ctx, &mut self.stats) {
+            let outcome = conn.service(&mut ctx, &mut self.stats);
+            // A controller connection that negotiated a version resets its reconnect backoff.
+            if let (Origin::Remote(i), Some(_)) = (conn.origin, conn.version) {
+                if let Some(r) = self.remotes.get_mut(i) {
+                    r.backoff = MIN_BACKOFF;
+                }
+            }
+            match outcome {
                 conn::Outcome::Open { busy: b } => busy |= b,
                 conn::Outcome::Close { bad } => {
                     if let (Origin::Remote(i), Some(e)) = (conn.origin, conn.error.clone()) {
@@ -581,14 +585,7 @@ impl OfSwitch {
                             r.last_error = Some(e);
                         }
                     }
-                    let established = conn.version.is_some();
                     self.close(tok, bad);
-                    if established {
-                        // A connection that worked resets the reconnect backoff.
-                        if let Some(r) = self.remotes.iter_mut().find(|r| r.conn.is_none()) {
-                            let _ = r;
-                        }
-                    }
                 }
             }
         }
@@ -624,9 +621,14 @@ impl OfSwitch {
             return;
         }
         let now = c.now_ms();
+        let records = if ports.is_empty() {
+            Vec::new()
+        } else {
+            c.ports()
+        };
         let port_descs: Vec<_> = ports
             .iter()
-            .map(|(reason, no)| (*reason, c.ports().into_iter().find(|p| p.no == *no), *no))
+            .map(|&(reason, no)| (reason, records.iter().find(|p| p.no == no).cloned(), no))
             .collect();
         for conn in self.conns.values_mut() {
             if conn.version.is_none() {
@@ -680,7 +682,6 @@ impl OfSwitch {
             tracing::info!("controller connected: MAC learning off");
         }
         self.learning_on = want;
-        let _ = &self.alone_since;
     }
 
     /// Time until the next timer (keepalive, reconnect) is due.
@@ -924,9 +925,55 @@ pub(crate) fn table_stats(c: &Controller) -> Vec<(u8, u32, u64, u64)> {
     v
 }
 
-/// True when a rule's actions send to group `g`.
-pub(crate) fn rule_uses_group(r: &strato_flowtable::pipeline::Rule, g: u32) -> bool {
-    r.instructions.apply_actions.contains(&Action::Group(g))
+/// The rules a flow/aggregate stats request selects (cloned), by the same filter flow_mod
+/// modify and delete use.
+pub(crate) fn select_rules(
+    c: &Controller,
+    f: &RuleFilter,
+) -> Vec<strato_flowtable::pipeline::Rule> {
+    c.pipeline()
+        .rules()
+        .filter(|r| f.accepts(r))
+        .cloned()
+        .collect()
+}
+
+/// A port's counters in `ofp_port_stats` order (strato keeps rx/tx packets, bytes and tx
+/// drops; the rest are 0).
+pub(crate) fn port_counters(p: &crate::controller::PortRecord) -> [u64; 12] {
+    let s = p.stats.load();
+    [
+        s.rx_packets,
+        s.tx_packets,
+        s.rx_bytes,
+        s.tx_bytes,
+        0,
+        s.tx_dropped,
+        0,
+        0,
+        0,
+        0,
+        0,
+        0,
+    ]
+}
+
+/// A port name as the NUL-padded 16-byte field of `ofp_port` / `ofp_phy_port` (at most 15
+/// bytes kept).
+pub(crate) fn port_name16(name: &str) -> [u8; 16] {
+    let mut n = [0u8; 16];
+    let b = name.as_bytes();
+    let l = b.len().min(15);
+    n[..l].copy_from_slice(&b[..l]);
+    n
+}
+
+/// An age in milliseconds as OpenFlow's (duration_sec, duration_nsec).
+pub(crate) fn duration(age_ms: u64) -> (u32, u32) {
+    (
+        u32::try_from(age_ms / 1000).unwrap_or(u32::MAX),
+        (age_ms % 1000) as u32 * 1_000_000,
+    )
 }
 
 #[cfg(test)]

@@ -29,7 +29,7 @@ use crate::openflow::{Header, OfError};
 use strato_datapath::worker::UpcallKind;
 use strato_flowtable::dpaction::UserspaceReason;
 use strato_flowtable::key::Field;
-use strato_flowtable::pipeline::{Action, Instructions, OfPort, RemovalReason, Rule};
+use strato_flowtable::pipeline::{Action, Instructions, OfPort, RemovalReason, Rule, RuleFilter};
 use strato_flowtable::{Match, PortNo};
 
 // OpenFlow 1.0 error types and codes.
@@ -255,12 +255,13 @@ fn stats(ctx: &mut Ctx<'_>, req: StatsRequest) -> Result<Vec<StatsReply>, OfErr>
             let stats: Vec<v10::FlowStats> = rules
                 .iter()
                 .map(|rule| {
-                    let age = now.saturating_sub(rule.created_ms);
+                    let (duration_sec, duration_nsec) =
+                        super::duration(now.saturating_sub(rule.created_ms));
                     v10::FlowStats {
                         table_id: rule.table,
                         match_: to_v10(&rule.matching),
-                        duration_sec: u32::try_from(age / 1000).unwrap_or(u32::MAX),
-                        duration_nsec: (age % 1000) as u32 * 1_000_000,
+                        duration_sec,
+                        duration_nsec,
                         priority: rule.priority,
                         idle_timeout: rule.idle_timeout,
                         hard_timeout: rule.hard_timeout,
@@ -325,25 +326,9 @@ fn stats(ctx: &mut Ctx<'_>, req: StatsRequest) -> Result<Vec<StatsReply>, OfErr>
                 .collect();
             Ok(vec![StatsReply::Port(
                 recs.iter()
-                    .map(|p| {
-                        let s = p.stats.load();
-                        v10::PortStats {
-                            port_no: u16::try_from(p.no).unwrap_or(port::NONE),
-                            counters: [
-                                s.rx_packets,
-                                s.tx_packets,
-                                s.rx_bytes,
-                                s.tx_bytes,
-                                0,
-                                s.tx_dropped,
-                                0,
-                                0,
-                                0,
-                                0,
-                                0,
-                                0,
-                            ],
-                        }
+                    .map(|p| v10::PortStats {
+                        port_no: u16::try_from(p.no).unwrap_or(port::NONE),
+                        counters: super::port_counters(p),
                     })
                     .collect(),
             )])
@@ -365,19 +350,11 @@ fn stats(ctx: &mut Ctx<'_>, req: StatsRequest) -> Result<Vec<StatsReply>, OfErr>
 fn select(c: &crate::controller::Controller, r: &FlowStatsRequest) -> Result<Vec<Rule>, OfErr> {
     let m = from_v10(&r.match_);
     let table = (r.table_id != 0xff).then_some(r.table_id);
-    let out = match r.out_port {
-        port::NONE => None,
-        p => Some(port_in(p, 0, false)?),
-    };
-    Ok(c.pipeline()
-        .rules()
-        .filter(|rule| {
-            table.is_none_or(|t| t == rule.table)
-                && out.is_none_or(|p| rule.instructions.outputs_to(p))
-                && m.covers(&rule.matching)
-        })
-        .cloned()
-        .collect())
+    let mut f = RuleFilter::loose(table, m);
+    if r.out_port != port::NONE {
+        f = f.out_port(port_in(r.out_port, 0, false)?);
+    }
+    Ok(super::select_rules(c, &f))
 }
 
 fn port_in(p: u16, max_len: u16, packet_out: bool) -> Result<OfPort, OfErr> {
@@ -623,13 +600,9 @@ pub fn to_v10(m: &Match) -> V10Match {
 }
 
 fn phy_port(p: &PortRecord) -> PhyPort {
-    let mut n = [0u8; 16];
-    let b = p.name.as_bytes();
-    let l = b.len().min(15);
-    n[..l].copy_from_slice(&b[..l]);
     phy_port_raw(
         u16::try_from(p.no).unwrap_or(port::NONE),
-        n,
+        super::port_name16(&p.name),
         p.mac,
         p.down_reason.is_some(),
     )
@@ -653,10 +626,10 @@ fn phy_port_raw(port_no: u16, name: [u8; 16], mac: Option<[u8; 6]>, down: bool) 
 /// PORT_STATUS.
 pub(crate) fn port_status(reason: u8, rec: Option<&PortRecord>, no: PortNo) -> Vec<u8> {
     // A deleted port has no record left: its number, link down.
-    let mut desc = phy_port_raw(u16::try_from(no).unwrap_or(port::NONE), [0; 16], None, true);
-    if let Some(r) = rec {
-        desc = phy_port(r);
-    }
+    let desc = rec.map_or_else(
+        || phy_port_raw(u16::try_from(no).unwrap_or(port::NONE), [0; 16], None, true),
+        phy_port,
+    );
     Message {
         xid: 0,
         body: Body::PortStatus { reason, desc },
@@ -672,7 +645,7 @@ pub(crate) fn flow_removed(r: &Rule, why: RemovalReason, now_ms: u64) -> Option<
         RemovalReason::Delete => 2,
         RemovalReason::GroupDelete => return None,
     };
-    let age = now_ms.saturating_sub(r.created_ms);
+    let (duration_sec, duration_nsec) = super::duration(now_ms.saturating_sub(r.created_ms));
     Some(
         Message {
             xid: 0,
@@ -681,8 +654,8 @@ pub(crate) fn flow_removed(r: &Rule, why: RemovalReason, now_ms: u64) -> Option<
                 cookie: r.cookie,
                 priority: r.priority,
                 reason,
-                duration_sec: u32::try_from(age / 1000).unwrap_or(u32::MAX),
-                duration_nsec: (age % 1000) as u32 * 1_000_000,
+                duration_sec,
+                duration_nsec,
                 idle_timeout: r.idle_timeout,
                 packet_count: r.packets,
                 byte_count: r.bytes,

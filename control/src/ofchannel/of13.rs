@@ -29,7 +29,7 @@ use strato_flowtable::dpaction::UserspaceReason;
 use strato_flowtable::flow_match::Match;
 use strato_flowtable::key::Field;
 use strato_flowtable::pipeline::{
-    Action, Instructions, OfPort, PipelineError, RemovalReason, Rule,
+    Action, Instructions, OfPort, PipelineError, RemovalReason, Rule, RuleFilter,
 };
 use strato_flowtable::PortNo;
 
@@ -269,24 +269,10 @@ fn multipart(ctx: &mut Ctx<'_>, req: MultipartRequest) -> Result<Vec<MultipartRe
             Ok(vec![MultipartReply::PortStats(
                 recs.iter()
                     .map(|p| {
-                        let s = p.stats.load();
                         let age = p.added.elapsed();
                         v13::PortStats {
                             port_no: p.no,
-                            counters: [
-                                s.rx_packets,
-                                s.tx_packets,
-                                s.rx_bytes,
-                                s.tx_bytes,
-                                0,
-                                s.tx_dropped,
-                                0,
-                                0,
-                                0,
-                                0,
-                                0,
-                                0,
-                            ],
+                            counters: super::port_counters(p),
                             duration_sec: u32::try_from(age.as_secs()).unwrap_or(u32::MAX),
                             duration_nsec: age.subsec_nanos(),
                         }
@@ -321,19 +307,14 @@ fn select_rules(c: &Controller, r: &FlowStatsRequest) -> Result<Vec<Rule>, OfErr
     } else {
         Some(of_port_in(r.out_port, 0).map_err(|_| (ET_BAD_REQUEST, BRC_BAD_PORT))?)
     };
-    let out_group = (r.out_group != OFPG_ANY).then_some(r.out_group);
-    let (cookie, cookie_mask) = (r.cookie, r.cookie_mask);
-    Ok(c.pipeline()
-        .rules()
-        .filter(|rule| {
-            table.is_none_or(|t| t == rule.table)
-                && (rule.cookie ^ cookie) & cookie_mask == 0
-                && out.is_none_or(|p| rule.instructions.outputs_to(p))
-                && out_group.is_none_or(|g| crate::ofchannel::rule_uses_group(rule, g))
-                && m.covers(&rule.matching)
-        })
-        .cloned()
-        .collect())
+    let mut f = RuleFilter::loose(table, m).cookie(r.cookie, r.cookie_mask);
+    if let Some(p) = out {
+        f = f.out_port(p);
+    }
+    if r.out_group != OFPG_ANY {
+        f = f.out_group(r.out_group);
+    }
+    Ok(super::select_rules(c, &f))
 }
 
 fn flow_mod(c: &mut Controller, fm: FlowMod) -> Result<(), OfErr> {
@@ -425,17 +406,22 @@ fn group_desc(c: &Controller) -> Result<Vec<MultipartReply>, OfErr> {
 
 /// `ofp_port` for a port record.
 fn port_desc(p: &PortRecord) -> v13::Port {
-    let mut n = [0u8; 16];
-    let b = p.name.as_bytes();
-    let l = b.len().min(15);
-    n[..l].copy_from_slice(&b[..l]);
+    port_desc_raw(
+        p.no,
+        super::port_name16(&p.name),
+        p.mac,
+        p.down_reason.is_some(),
+    )
+}
+
+fn port_desc_raw(port_no: u32, name: [u8; 16], mac: Option<[u8; 6]>, down: bool) -> v13::Port {
     v13::Port {
-        port_no: p.no,
-        hw_addr: p.mac.unwrap_or([0; 6]),
-        name: n,
+        port_no,
+        hw_addr: mac.unwrap_or([0; 6]),
+        name,
         config: 0,
         // OFPPS_LINK_DOWN, else OFPPS_LIVE.
-        state: if p.down_reason.is_some() { 1 } else { 4 },
+        state: if down { 1 } else { 4 },
         curr: 0,
         advertised: 0,
         supported: 0,
@@ -447,28 +433,14 @@ fn port_desc(p: &PortRecord) -> v13::Port {
 
 /// PORT_STATUS (reason 0 add, 1 delete, 2 modify).
 pub(crate) fn port_status(reason: u8, rec: Option<&PortRecord>, no: PortNo) -> Vec<u8> {
-    let desc = match rec {
-        Some(r) => port_desc(r),
-        None => v13::Port {
-            port_no: no,
-            hw_addr: [0; 6],
-            name: [0; 16],
-            config: 0,
-            state: 1,
-            curr: 0,
-            advertised: 0,
-            supported: 0,
-            peer: 0,
-            curr_speed: 0,
-            max_speed: 0,
-        },
-    };
+    // A deleted port has no record left: its number, link down.
+    let desc = rec.map_or_else(|| port_desc_raw(no, [0; 16], None, true), port_desc);
     Message::new(0, Body::PortStatus { reason, desc }).emit()
 }
 
 /// FLOW_REMOVED for a rule.
 pub(crate) fn flow_removed(r: &Rule, why: RemovalReason, now_ms: u64) -> Option<Vec<u8>> {
-    let age = now_ms.saturating_sub(r.created_ms);
+    let (duration_sec, duration_nsec) = super::duration(now_ms.saturating_sub(r.created_ms));
     let reason = match why {
         RemovalReason::IdleTimeout => 0,
         RemovalReason::HardTimeout => 1,
@@ -483,8 +455,8 @@ pub(crate) fn flow_removed(r: &Rule, why: RemovalReason, now_ms: u64) -> Option<
                 priority: r.priority,
                 reason,
                 table_id: r.table,
-                duration_sec: u32::try_from(age / 1000).unwrap_or(u32::MAX),
-                duration_nsec: (age % 1000) as u32 * 1_000_000,
+                duration_sec,
+                duration_nsec,
                 idle_timeout: r.idle_timeout,
                 hard_timeout: r.hard_timeout,
                 packet_count: r.packets,
@@ -956,11 +928,11 @@ fn rule_to_stats(r: &Rule, now_ms: u64) -> FlowStats {
     if let Some(t) = r.instructions.goto_table {
         instructions.push(Instruction::GotoTable(t));
     }
-    let age = now_ms.saturating_sub(r.created_ms);
+    let (duration_sec, duration_nsec) = super::duration(now_ms.saturating_sub(r.created_ms));
     FlowStats {
         table_id: r.table,
-        duration_sec: u32::try_from(age / 1000).unwrap_or(u32::MAX),
-        duration_nsec: (age % 1000) as u32 * 1_000_000,
+        duration_sec,
+        duration_nsec,
         priority: r.priority,
         idle_timeout: r.idle_timeout,
         hard_timeout: r.hard_timeout,
