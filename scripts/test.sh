@@ -18,12 +18,22 @@ bad() { failed=$((failed+1)); echo "stage FAILED: $*"; }
 # Build outputs (honours CARGO_TARGET_DIR, as cargo does).
 T="${CARGO_TARGET_DIR:-target}"
 mkdir -p "$T"
+# No incremental caches: a fresh run never reuses them and they double the debug build's size.
+export CARGO_INCREMENTAL=0
+free_gib() { df -Pk "$T" | awk 'NR==2 {printf "%d", $4/1048576}'; }
+echo "disk: $(free_gib) GiB free where the build goes ($T); a fresh run needs about 6 GiB"
 
 stage "bootstrap"
 scripts/bootstrap.sh --fuzz
 
 stage "cargo test --workspace --all-targets"
 if cargo test --workspace --all-targets --no-fail-fast; then ok "cargo test"; else bad "cargo test"; fi
+# The later stages build release and fuzz binaries only. When the disk is short, the debug
+# build (no longer needed) makes room for them.
+if [ "$(free_gib)" -lt 8 ]; then
+  echo "disk: only $(free_gib) GiB free; removing $T/debug (the tests are done with it)"
+  rm -rf "$T"/debug
+fi
 
 stage "fuzz (${FUZZ_SECONDS}s per target)"
 if scripts/fuzz.sh "$FUZZ_SECONDS"; then ok "fuzz"; else bad "fuzz"; fi
