@@ -53,6 +53,10 @@ pub struct Config {
     /// no API.
     #[serde(default)]
     pub api: Option<crate::tenant::TenantConfig>,
+    /// `[tenant]`: this host's part in the tenant overlay (underlay, model source); absent:
+    /// no tenant networks on this bridge.
+    #[serde(default)]
+    pub tenant: Option<crate::agent::config::AgentConfig>,
 }
 
 /// `[daemon]`: process-wide settings.
@@ -232,6 +236,21 @@ fn cores() -> usize {
 
 fn validate(cfg: &Config, ncores: usize) -> Result<(), String> {
     let d = &cfg.daemon;
+    if let Some(t) = &cfg.tenant {
+        t.validate(cfg.api.is_some())?;
+        if cfg.ports.iter().any(|p| p.name == t.underlay) {
+            return Err(format!(
+                "[[port]] {:?} is tenant.underlay: the tenant agent opens the underlay itself; \
+                 remove the [[port]]",
+                t.underlay
+            ));
+        }
+        if !cfg.bridge.controllers.is_empty() {
+            return Err("[bridge] controllers and [tenant] exclude each other: the tenant \
+                        compiler owns the bridge's rules"
+                .into());
+        }
+    }
     if !["error", "warn", "info", "debug", "trace"].contains(&d.log_level.as_str()) {
         return Err(format!(
             "[daemon] log_level = {:?}: use error, warn, info, debug or trace",

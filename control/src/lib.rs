@@ -11,10 +11,13 @@
 //!   Neutron v2.0 / Net Objects REST API.
 //! - [`openflow`]: OpenFlow 1.0/1.3 codecs; [`ofchannel`]: the OpenFlow channel on the
 //!   controller's event loop (listeners, controllers, roles, fail modes).
+//! - [`agent`]: the tenant agent (model source, compiler and responders on the controller
+//!   thread, the underlay and its VXLAN port).
 //! - [`compiler`]: the tenant compiler, tenant model changes -> pipeline rules (pure).
 //! - [`demo`]: `strato demo`, two hosts with tenants over VXLAN, in memory.
 //! - [`netns`]: namespaces and veth pairs for labs and tests (per-run prefixes, torn down on drop).
 
+pub mod agent;
 pub mod benchlab;
 pub mod benchof;
 pub mod compiler;
