@@ -15,6 +15,7 @@
 //!   thread, the underlay and its VXLAN port).
 //! - [`compiler`]: the tenant compiler, tenant model changes -> pipeline rules (pure).
 //! - [`demo`]: `strato demo`, two hosts with tenants over VXLAN, in memory.
+//! - [`hvlab`]: multi-host tenant labs (hypervisor namespaces, underlay, VMs).
 //! - [`netns`]: namespaces and veth pairs for labs and tests (per-run prefixes, torn down on drop).
 
 pub mod agent;
@@ -26,6 +27,7 @@ pub mod ctl;
 pub mod daemon;
 pub mod demo;
 pub mod gen;
+pub mod hvlab;
 pub mod lab;
 pub mod learning;
 pub mod netns;
