@@ -116,6 +116,8 @@ pub struct ControllerStats {
     pub ports_down: u64,
     /// Frames the learning switch learned from.
     pub learned_frames: u64,
+    /// Tenant punts dropped because the agent's queue was full.
+    pub tenant_punts_dropped: u64,
 }
 
 /// A closure run on the controller thread.
@@ -147,6 +149,12 @@ pub struct Controller {
     pub(crate) port_events: Vec<(u8, PortNo)>,
     /// Rules removed that asked for flow_removed.
     pub(crate) removed: Vec<(Rule, RemovalReason)>,
+    /// The tenant agent (taken out of the option while it runs).
+    tenant: Option<Box<crate::agent::Agent>>,
+    /// An agent is installed: frames punted by tenant rules go to `tenant_punts`.
+    tenant_enabled: bool,
+    /// Frames punted by the tenant compiler's or the underlay's rules, for the agent.
+    pub(crate) tenant_punts: Vec<PacketIn>,
 }
 
 /// What the controller remembers of a port it gave a worker.
@@ -307,6 +315,25 @@ impl Controller {
                 actions: actions.into(),
             },
         );
+    }
+
+    /// Installs (or with `None` removes) the tenant agent; it runs once per loop pass.
+    pub fn set_tenant_agent(&mut self, agent: Option<Box<crate::agent::Agent>>) {
+        self.tenant_enabled = agent.is_some();
+        self.tenant = agent;
+    }
+
+    /// The tenant agent, if one is installed.
+    pub fn tenant_agent(&self) -> Option<&crate::agent::Agent> {
+        self.tenant.as_deref()
+    }
+
+    /// Runs one pass of the tenant agent, if there is one.
+    fn tenant_pass(&mut self) {
+        if let Some(mut a) = self.tenant.take() {
+            a.run(self);
+            self.tenant = Some(a);
+        }
     }
 
     /// Stops the learning switch (its rules stay until removed by the caller).
@@ -678,6 +705,22 @@ impl Controller {
                 }
                 let _ = self.workers[u.worker].ch.frames.push(u.frame);
             }
+            UpcallKind::Userspace { cookie, .. }
+                if self.tenant_enabled && crate::agent::is_tenant_cookie(cookie) =>
+            {
+                // A tenant punt (ARP/ND/DHCP, underlay ARP): for the agent only, bounded.
+                if self.tenant_punts.len() < 4096 {
+                    self.tenant_punts.push(PacketIn {
+                        worker: u.worker,
+                        in_port: u.in_port,
+                        kind: u.kind,
+                        frame: u.frame.bytes().to_vec(),
+                    });
+                } else {
+                    self.stats.tenant_punts_dropped += 1;
+                }
+                let _ = self.workers[u.worker].ch.frames.push(u.frame);
+            }
             UpcallKind::Userspace { .. } => {
                 self.stats.packet_ins += 1;
                 self.packet_ins.push_back(PacketIn {
@@ -780,6 +823,11 @@ impl ControllerHandle {
             .map_err(|_| ControlError::Stopped)?;
         let _ = self.waker.wake();
         rx.recv().map_err(|_| ControlError::Stopped)
+    }
+
+    /// Wakes the controller thread (e.g. after queueing work it reads in its loop).
+    pub fn wake(&self) {
+        let _ = self.waker.wake();
     }
 
     /// Waits until every worker has applied everything the controller sent before `seq`.
@@ -890,6 +938,9 @@ pub fn start(
         of_enabled: false,
         port_events: Vec::new(),
         removed: Vec::new(),
+        tenant: None,
+        tenant_enabled: false,
+        tenant_punts: Vec::new(),
     };
     let thread = std::thread::Builder::new()
         .name("strato-ctl".into())
@@ -927,6 +978,7 @@ fn controller_loop(mut c: Controller, poll: &mut Poll, calls: Receiver<Call>) {
             c.of = Some(of);
         }
         ready.clear();
+        c.tenant_pass();
         c.revalidate_if_pending();
         c.flush_backlogs();
         if c.stop {

@@ -388,6 +388,8 @@ struct Shared {
     cores: Vec<usize>,
     /// Serialises port changes (open + install) so two requests cannot race for a name/number.
     port_lock: Mutex<()>,
+    /// Port numbers taken by virtual ports (the tenant VXLAN port).
+    reserved: Vec<PortNo>,
 }
 
 /// Runs the daemon until SIGINT/SIGTERM.
@@ -413,11 +415,24 @@ pub fn run(cfg: Config) -> Result<(), DaemonError> {
     // Ports first: a missing interface is a start-up error, before any thread exists.
     let mut ports = Vec::new();
     let mut used: Vec<PortNo> = cfg.ports.iter().filter_map(|p| p.ofport).collect();
-    for spec in &cfg.ports {
+    used.extend(cfg.tenant.iter().map(|t| t.tunnel_ofport));
+    let underlay_spec = cfg.tenant.as_ref().map(|t| PortSpec {
+        name: t.underlay.clone(),
+        kind: ctl::PortKind::Afxdp,
+        ofport: None,
+        xdp_mode: None,
+        queue: None,
+        create: None,
+    });
+    let mut underlay_no = None;
+    for spec in cfg.ports.iter().chain(underlay_spec.iter()) {
         let no = spec.ofport.unwrap_or_else(|| next_free(&used));
         used.push(no);
         let port = open_port(spec, no)?;
         tracing::info!(port = %spec.name, ofport = no, kind = spec.kind.as_str(), "port opened");
+        if underlay_spec.as_ref().is_some_and(|u| u.name == spec.name) {
+            underlay_no = Some(no);
+        }
         ports.push(port);
     }
 
@@ -439,7 +454,12 @@ pub fn run(cfg: Config) -> Result<(), DaemonError> {
         .collect();
     let running = start(Pipeline::default(), env, wcfgs)?;
     let handle = running.handle.clone();
-    let fail_mode = cfg.bridge.fail_mode;
+    // With tenant networks the compiler owns the rules: nothing is learned.
+    let fail_mode = if cfg.tenant.is_some() {
+        FailMode::Secure
+    } else {
+        cfg.bridge.fail_mode
+    };
     let aging = cfg.bridge.mac_aging_s;
     let dpid = cfg.bridge.datapath_id;
     let controllers = cfg
@@ -480,6 +500,7 @@ pub fn run(cfg: Config) -> Result<(), DaemonError> {
         fail_mode,
         cores: worker_cores.clone(),
         port_lock: Mutex::new(()),
+        reserved: cfg.tenant.iter().map(|t| t.tunnel_ofport).collect(),
     });
     if let Some(dir) = cfg.daemon.control_socket.parent() {
         let _ = std::fs::create_dir_all(dir);
@@ -501,15 +522,21 @@ pub fn run(cfg: Config) -> Result<(), DaemonError> {
                 ))
             })?;
             let db = a.db_path_in(&cfg.daemon.state_dir);
-            let svc = crate::tenant::TenantService::open(a, &db)
-                .map_err(|e| DaemonError::Other(format!("[api] store {}: {e}", db.display())))?;
-            let server = crate::tenant::ApiServer::start(a, Arc::new(svc))
+            let svc = Arc::new(
+                crate::tenant::TenantService::open(a, &db).map_err(|e| {
+                    DaemonError::Other(format!("[api] store {}: {e}", db.display()))
+                })?,
+            );
+            let server = crate::tenant::ApiServer::start(a, svc.clone())
                 .map_err(|e| DaemonError::Other(format!("[api] listen {}: {e}", a.listen)))?;
             tracing::info!(listen = %server.local_addr(), db = %db.display(), "tenant API up");
-            Some(server)
+            Some((server, svc))
         }
         None => None,
     };
+    if let (Some(t), Some(underlay)) = (&cfg.tenant, underlay_no) {
+        start_agent(&shared, t, underlay, api.as_ref().map(|(_, svc)| svc))?;
+    }
     let s2 = shared.clone();
     let server = ctl::serve(
         &cfg.daemon.control_socket,
@@ -576,6 +603,142 @@ fn port_report(p: &crate::controller::PortRecord) -> PortReport {
     }
 }
 
+/// Starts the tenant agent: its model source (this daemon's API, or the server it follows),
+/// the attach thread, and the agent on the controller thread.
+fn start_agent(
+    shared: &Arc<Shared>,
+    t: &crate::agent::config::AgentConfig,
+    underlay: PortNo,
+    svc: Option<&Arc<crate::tenant::TenantService>>,
+) -> Result<(), DaemonError> {
+    let h = shared.handle.clone();
+    let wake: crate::agent::source::Wake = Arc::new(move || h.wake());
+    let source = match (&t.server, svc) {
+        (None, Some(svc)) => crate::agent::source::local(svc, wake),
+        (Some(url), _) => {
+            return Err(DaemonError::Other(format!(
+                "tenant.server {url}: following another host's API is not available in this \
+                 build yet; run the agent on the API host (omit tenant.server)"
+            )))
+        }
+        (None, None) => {
+            return Err(DaemonError::Other(
+                "[tenant] has no model source: set tenant.server or add [api]".into(),
+            ))
+        }
+    };
+    let mac = shared
+        .handle
+        .call(move |c| c.ports().into_iter().find(|p| p.no == underlay).and_then(|p| p.mac))?
+        .ok_or_else(|| {
+            DaemonError::Other(format!(
+                "tenant.underlay {}: cannot read its MAC address",
+                t.underlay
+            ))
+        })?;
+    let spec = crate::agent::AgentSpec {
+        host: t.host.clone(),
+        underlay,
+        underlay_mac: mac,
+        tunnel_ofport: t.tunnel_ofport,
+        attach: spawn_attacher(shared.clone()),
+    };
+    let describe = source.describe.clone();
+    crate::agent::install(&shared.handle, crate::agent::Agent::new(spec, source))?;
+    tracing::info!(host = %t.host, underlay = %t.underlay, ofport = underlay,
+        tunnel_ofport = t.tunnel_ofport, source = %describe, "tenant agent up");
+    Ok(())
+}
+
+/// Opens and adds a port (`strato ctl add-port`, and interfaces the tenant agent attaches):
+/// the name must be new, the number free (lowest free one when not given).
+fn add_port(s: &Shared, spec: &PortSpec) -> Result<crate::controller::PortRecord, String> {
+    let h = &s.handle;
+    let e = |e: ControlError| e.to_string();
+    spec.validate()?;
+    let _g = s
+        .port_lock
+        .lock()
+        .map_err(|_| "internal error: port lock poisoned".to_string())?;
+    let name = spec.name.clone();
+    let existing = h
+        .call(move |c| {
+            c.ports()
+                .into_iter()
+                .map(|p| (p.no, p.name))
+                .collect::<Vec<_>>()
+        })
+        .map_err(e)?;
+    if existing.iter().any(|(_, n)| *n == name) {
+        return Err(format!("port {name} already exists (del-port it first)"));
+    }
+    let mut used: Vec<PortNo> = existing.iter().map(|(no, _)| *no).collect();
+    used.extend(&s.reserved);
+    let no = match spec.ofport {
+        Some(no) if used.contains(&no) => return Err(format!("ofport {no} is already in use")),
+        Some(no) => no,
+        None => next_free(&used),
+    };
+    let port = open_port(spec, no).map_err(|e| e.to_string())?;
+    let rec = h
+        .call(move |c| {
+            let w = c.least_loaded_worker();
+            c.add_port(w, port);
+            c.update(|_, env| {
+                env.add_port(no, true, true);
+            });
+            c.ports().into_iter().find(|p| p.no == no)
+        })
+        .map_err(e)?
+        .ok_or_else(|| "internal error: the port vanished while being added".to_string())?;
+    h.sync().map_err(e)?;
+    tracing::info!(port = %spec.name, ofport = no, "port added");
+    Ok(rec)
+}
+
+/// The thread that attaches interfaces the tenant agent asks for (a tap is created, a veth
+/// opened over AF_XDP). Repeated failures of one interface are logged once per distinct error.
+fn spawn_attacher(s: Arc<Shared>) -> crate::agent::AttachFn {
+    let (tx, rx) = crossbeam::channel::unbounded::<crate::tenant::model::LocalInterface>();
+    let spawned = std::thread::Builder::new()
+        .name("strato-attach".into())
+        .spawn(move || {
+            let mut last_error: std::collections::HashMap<String, String> = Default::default();
+            while let Ok(iface) = rx.recv() {
+                let spec = PortSpec {
+                    name: iface.name.clone(),
+                    kind: match iface.kind {
+                        crate::tenant::model::InterfaceKind::Tap => ctl::PortKind::Tap,
+                        crate::tenant::model::InterfaceKind::Veth => ctl::PortKind::Afxdp,
+                    },
+                    ofport: None,
+                    xdp_mode: None,
+                    queue: None,
+                    create: None,
+                };
+                match add_port(&s, &spec) {
+                    Ok(_) => {
+                        last_error.remove(&iface.name);
+                    }
+                    Err(e) if e.contains("already exists") => {}
+                    Err(e) => {
+                        if last_error.get(&iface.name) != Some(&e) {
+                            tracing::warn!(interface = %iface.name, error = %e,
+                                "cannot attach a bound interface yet (retrying)");
+                            last_error.insert(iface.name.clone(), e);
+                        }
+                    }
+                }
+            }
+        });
+    if let Err(e) = spawned {
+        tracing::error!(%e, "cannot start the attach thread: bound interfaces stay detached");
+    }
+    Box::new(move |i| {
+        let _ = tx.send(i);
+    })
+}
+
 fn handle_request(s: &Shared, req: Request) -> Result<serde_json::Value, String> {
     let h = &s.handle;
     let e = |e: ControlError| e.to_string();
@@ -606,45 +769,7 @@ fn handle_request(s: &Shared, req: Request) -> Result<serde_json::Value, String>
             to_value(&report)
         }
         Request::AddPort(spec) => {
-            spec.validate()?;
-            let _g = s
-                .port_lock
-                .lock()
-                .map_err(|_| "internal error: port lock poisoned".to_string())?;
-            let name = spec.name.clone();
-            let existing = h
-                .call(move |c| {
-                    c.ports()
-                        .into_iter()
-                        .map(|p| (p.no, p.name))
-                        .collect::<Vec<_>>()
-                })
-                .map_err(e)?;
-            if existing.iter().any(|(_, n)| *n == name) {
-                return Err(format!("port {name} already exists (del-port it first)"));
-            }
-            let used: Vec<PortNo> = existing.iter().map(|(no, _)| *no).collect();
-            let no = match spec.ofport {
-                Some(no) if used.contains(&no) => {
-                    return Err(format!("ofport {no} is already in use"))
-                }
-                Some(no) => no,
-                None => next_free(&used),
-            };
-            let port = open_port(&spec, no).map_err(|e| e.to_string())?;
-            let rec = h
-                .call(move |c| {
-                    let w = c.least_loaded_worker();
-                    c.add_port(w, port);
-                    c.update(|_, env| {
-                        env.add_port(no, true, true);
-                    });
-                    c.ports().into_iter().find(|p| p.no == no)
-                })
-                .map_err(e)?
-                .ok_or_else(|| "internal error: the port vanished while being added".to_string())?;
-            h.sync().map_err(e)?;
-            tracing::info!(port = %spec.name, ofport = no, "port added");
+            let rec = add_port(s, &spec)?;
             to_value(&port_report(&rec))
         }
         Request::DelPort { name } => {
