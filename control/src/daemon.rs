@@ -246,9 +246,11 @@ fn validate(cfg: &Config, ncores: usize) -> Result<(), String> {
             ));
         }
         if !cfg.bridge.controllers.is_empty() {
-            return Err("[bridge] controllers and [tenant] exclude each other: the tenant \
+            return Err(
+                "[bridge] controllers and [tenant] exclude each other: the tenant \
                         compiler owns the bridge's rules"
-                .into());
+                    .into(),
+            );
         }
     }
     if !["error", "warn", "info", "debug", "trace"].contains(&d.log_level.as_str()) {
@@ -522,11 +524,10 @@ pub fn run(cfg: Config) -> Result<(), DaemonError> {
                 ))
             })?;
             let db = a.db_path_in(&cfg.daemon.state_dir);
-            let svc = Arc::new(
-                crate::tenant::TenantService::open(a, &db).map_err(|e| {
+            let svc =
+                Arc::new(crate::tenant::TenantService::open(a, &db).map_err(|e| {
                     DaemonError::Other(format!("[api] store {}: {e}", db.display()))
-                })?,
-            );
+                })?);
             let server = crate::tenant::ApiServer::start(a, svc.clone())
                 .map_err(|e| DaemonError::Other(format!("[api] listen {}: {e}", a.listen)))?;
             tracing::info!(listen = %server.local_addr(), db = %db.display(), "tenant API up");
@@ -616,10 +617,9 @@ fn start_agent(
     let source = match (&t.server, svc) {
         (None, Some(svc)) => crate::agent::source::local(svc, wake),
         (Some(url), _) => {
-            return Err(DaemonError::Other(format!(
-                "tenant.server {url}: following another host's API is not available in this \
-                 build yet; run the agent on the API host (omit tenant.server)"
-            )))
+            let token = t.token.as_deref().unwrap_or_default();
+            crate::agent::remote::follow(url, token, wake)
+                .map_err(|e| DaemonError::Other(format!("tenant.server {url}: {e}")))?
         }
         (None, None) => {
             return Err(DaemonError::Other(
@@ -629,7 +629,12 @@ fn start_agent(
     };
     let mac = shared
         .handle
-        .call(move |c| c.ports().into_iter().find(|p| p.no == underlay).and_then(|p| p.mac))?
+        .call(move |c| {
+            c.ports()
+                .into_iter()
+                .find(|p| p.no == underlay)
+                .and_then(|p| p.mac)
+        })?
         .ok_or_else(|| {
             DaemonError::Other(format!(
                 "tenant.underlay {}: cannot read its MAC address",

@@ -357,11 +357,12 @@ impl Agent {
     }
 
     fn reset(&mut self, c: &mut Controller, snapshot: &Snapshot, hosts: &[Vtep]) {
-        let vteps: Vec<(String, IpAddr)> = hosts
+        let vteps: Vec<(String, IpAddr)> =
+            hosts.iter().map(|h| (h.name.clone(), h.vtep_ip)).collect();
+        let local = hosts
             .iter()
-            .map(|h| (h.name.clone(), h.vtep_ip))
-            .collect();
-        let local = hosts.iter().find(|h| h.name == self.host).map(|h| h.vtep_ip);
+            .find(|h| h.name == self.host)
+            .map(|h| h.vtep_ip);
         if local.is_none() {
             tracing::error!(host = %self.host,
                 "this host is not in the tenant API's host list ([[api.host]]): no VXLAN \
@@ -369,16 +370,22 @@ impl Agent {
         }
         self.compiler = Compiler::new(&self.host, vteps, self.tunnel);
         self.model.load(snapshot);
-        self.underlay.set_vteps(c, local, hosts, &self.host, self.tunnel);
+        self.underlay
+            .set_vteps(c, local, hosts, &self.host, self.tunnel);
         let names = Self::ofports(c);
         let comp = &mut self.compiler;
         let r = c.change(|p, _| comp.load(p, snapshot, |i| names.get(&i.name).copied()));
         self.loaded = true;
         self.stats.resets += 1;
         self.pending.clear();
-        tracing::info!(seq = snapshot.seq, networks = snapshot.networks.len(),
-            subnets = snapshot.subnets.len(), ports = snapshot.ports.len(),
-            hosts = hosts.len(), "tenant model loaded");
+        tracing::info!(
+            seq = snapshot.seq,
+            networks = snapshot.networks.len(),
+            subnets = snapshot.subnets.len(),
+            ports = snapshot.ports.len(),
+            hosts = hosts.len(),
+            "tenant model loaded"
+        );
         self.after_compile(r);
     }
 
@@ -573,7 +580,10 @@ pub fn is_tenant_cookie(cookie: u64) -> bool {
 
 /// Installs `agent` on the controller thread (replacing any earlier one) and turns learning
 /// off: the bridge's rules are the compiler's from now on.
-pub fn install(handle: &ControllerHandle, agent: Agent) -> Result<(), crate::controller::ControlError> {
+pub fn install(
+    handle: &ControllerHandle,
+    agent: Agent,
+) -> Result<(), crate::controller::ControlError> {
     handle.call(move |c| {
         c.disable_learning();
         c.set_tenant_agent(Some(Box::new(agent)));
@@ -586,5 +596,8 @@ pub fn install(handle: &ControllerHandle, agent: Agent) -> Result<(), crate::con
 pub fn status(
     handle: &ControllerHandle,
 ) -> Result<Option<(String, AgentStats)>, crate::controller::ControlError> {
-    handle.call(|c| c.tenant_agent().map(|a| (a.source().to_string(), a.stats())))
+    handle.call(|c| {
+        c.tenant_agent()
+            .map(|a| (a.source().to_string(), a.stats()))
+    })
 }

@@ -30,6 +30,8 @@ pub struct Vtep {
 }
 
 /// What a source tells the agent.
+// A Reset is rare (start, resync) and moved once; boxing it would buy nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ModelUpdate {
     /// The whole model and the hosts: replaces everything the agent knew.

@@ -115,9 +115,7 @@ impl Underlay {
                 t.neighbors = neighbors;
                 env.add_tunnel(t);
             }
-            p.delete(
-                &RuleFilter::loose(None, Match::CATCH_ALL).cookie(UNDERLAY_COOKIE, u64::MAX),
-            )?;
+            p.delete(&RuleFilter::loose(None, Match::CATCH_ALL).cookie(UNDERLAY_COOKIE, u64::MAX))?;
             if let Some(a) = local_v4 {
                 let m = Match::default()
                     .with(Field::InPort, port.into())
@@ -170,7 +168,12 @@ impl Underlay {
     }
 
     fn send(&self, c: &mut Controller, frame: &[u8]) {
-        let Some(w) = c.ports().iter().find(|r| r.no == self.port).map(|r| r.worker) else {
+        let Some(w) = c
+            .ports()
+            .iter()
+            .find(|r| r.no == self.port)
+            .map(|r| r.worker)
+        else {
             return;
         };
         c.execute(
@@ -200,7 +203,9 @@ impl Underlay {
             }
         }
         let (local, mac) = (self.local, self.mac);
-        if let arp::ArpOutcome::Reply(f) = arp::respond(&p.frame, |ip| (Some(ip) == local).then_some(mac)) {
+        if let arp::ArpOutcome::Reply(f) =
+            arp::respond(&p.frame, |ip| (Some(ip) == local).then_some(mac))
+        {
             stats.vtep_arp_replies += 1;
             c.execute(p.worker, p.in_port, &f, vec![DpAction::Output(p.in_port)]);
         }
@@ -261,7 +266,10 @@ mod tests {
         let reply = arp::reply(&f, |ip| (ip == Ipv4Addr::new(192, 0, 2, 2)).then_some(peer))
             .expect("answered");
         // The reply teaches the peer's MAC.
-        assert_eq!(arp_sender(&reply), Some((Ipv4Addr::new(192, 0, 2, 2), peer)));
+        assert_eq!(
+            arp_sender(&reply),
+            Some((Ipv4Addr::new(192, 0, 2, 2), peer))
+        );
         assert_eq!(&reply[..6], &me);
     }
 
@@ -269,7 +277,11 @@ mod tests {
     fn garbage_teaches_nothing() {
         assert_eq!(arp_sender(&[]), None);
         assert_eq!(arp_sender(&[0xff; 60]), None);
-        let mut f = arp_request([2, 0, 0, 0, 0, 1], Ipv4Addr::new(192, 0, 2, 1), Ipv4Addr::new(192, 0, 2, 2));
+        let mut f = arp_request(
+            [2, 0, 0, 0, 0, 1],
+            Ipv4Addr::new(192, 0, 2, 1),
+            Ipv4Addr::new(192, 0, 2, 2),
+        );
         f[22] = 0x01; // sender MAC multicast
         assert_eq!(arp_sender(&f), None);
         assert!(is_underlay_cookie(UNDERLAY_COOKIE));

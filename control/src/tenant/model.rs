@@ -309,8 +309,9 @@ impl Port {
     }
 }
 
-/// One committed change, as the compiler sees it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// One committed change, as the compiler sees it (JSON: `{"type": "port_upserted", "value": {...}}`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", content = "value", rename_all = "snake_case")]
 pub enum Change {
     /// A network was created or updated (the new value).
     NetworkUpserted(Network),
@@ -327,7 +328,7 @@ pub enum Change {
 }
 
 /// A change with its sequence number.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ChangeEvent {
     /// 1 for the first change after the service opened, then +1 per change.
     pub seq: u64,
@@ -336,7 +337,7 @@ pub struct ChangeEvent {
 }
 
 /// The whole model at one point of the change sequence.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Snapshot {
     /// The sequence number of the last change included (0: none since open).
     pub seq: u64,

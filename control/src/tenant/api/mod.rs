@@ -11,6 +11,7 @@
 //! | `/v2.0/networks`, `/v2.0/subnets`, `/v2.0/ports` (`.json` optional) | Neutron, see [`neutron`] |
 //! | `GET /v2.0/strato/hosts[/{name}]` | cloud view: hosts, VTEPs, uplinks and the interfaces bound on each (cloud and provider tokens) |
 //! | `/tenants/{tenant}/switches.json`, `/tenants/{tenant}/switches/{id}.json` | Net Objects, see [`netobjects`] |
+//! | `GET /strato/v1/feed` | the model feed other hosts' agents long-poll (cloud and provider tokens), see [`feed`] |
 //!
 //! Contract:
 //! - Every answer is JSON; every error is `{"NeutronError": {"type", "message", "detail"}}`
@@ -21,6 +22,7 @@
 //!   connections, in-flight requests get up to 2 s, then the runtime is shut down.
 
 pub mod body;
+pub mod feed;
 pub mod netobjects;
 pub mod neutron;
 pub mod query;
@@ -48,6 +50,8 @@ pub struct App {
     pub service: Arc<TenantService>,
     /// Who may call.
     pub tokens: Tokens,
+    /// The model feed (recent changes and the epoch).
+    pub feed: feed::Feed,
 }
 
 /// Why the server did not start.
@@ -336,6 +340,7 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/v2.0/strato/hosts", get(hosts))
         .route("/v2.0/strato/hosts.json", get(hosts))
         .route("/v2.0/strato/hosts/{name}", get(host))
+        .route("/strato/v1/feed", get(feed::feed))
         .route(
             "/tenants/{tenant}/switches.json",
             get(netobjects::list).post(netobjects::create),
@@ -378,10 +383,13 @@ impl ApiServer {
             .enable_all()
             .build()
             .map_err(StartError::Runtime)?;
+        let feed = feed::Feed::start(&service).map_err(StartError::Runtime)?;
         let app = Arc::new(App {
             service,
             tokens: Tokens::from_config(cfg),
+            feed,
         });
+        let closing = app.clone();
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
         let thread = std::thread::Builder::new()
             .name("strato-api-main".into())
@@ -400,6 +408,9 @@ impl ApiServer {
                         }
                     });
                     let _ = stop_rx.await;
+                    // Long polls answer now, so the graceful shutdown does not wait for them.
+                    closing.feed.close();
+                    drop(closing);
                     let _ = done_tx.send(());
                     let _ = tokio::time::timeout(Duration::from_secs(2), server).await;
                     Ok::<(), std::io::Error>(())
