@@ -19,6 +19,7 @@
 //! - [`netns`]: namespaces and veth pairs for labs and tests (per-run prefixes, torn down on drop).
 
 pub mod agent;
+pub mod benchapi;
 pub mod benchlab;
 pub mod benchof;
 pub mod compiler;
