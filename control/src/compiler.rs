@@ -255,6 +255,12 @@ impl Compiler {
         }
     }
 
+    /// Ports known: (with rules, without rules).
+    pub fn port_counts(&self) -> (usize, usize) {
+        let active = self.ports.values().filter(|s| s.place.is_some()).count();
+        (active, self.ports.len() - active)
+    }
+
     /// The cookie owner id of a port (None when the compiler does not know it).
     pub fn port_handle(&self, port_id: &str) -> Option<u32> {
         self.ports.get(port_id).map(|s| s.handle)

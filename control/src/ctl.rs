@@ -306,6 +306,18 @@ pub struct ShowReport {
     pub ports: Vec<PortReport>,
     /// Worker threads.
     pub workers: Vec<WorkerReport>,
+    /// The tenant agent, when the daemon has a `[tenant]` section.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tenant: Option<TenantReport>,
+}
+
+/// The tenant agent in [`ShowReport`].
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct TenantReport {
+    /// Where the model comes from: `local` (this daemon's API) or the server's URL.
+    pub source: String,
+    /// The agent's counters (`strato_control::agent::AgentStats`), by name.
+    pub stats: serde_json::Map<String, serde_json::Value>,
 }
 
 /// One port in [`ShowReport`] (and the result of `add_port`).
@@ -1068,6 +1080,26 @@ pub fn render_show(r: &ShowReport) -> String {
         t.row(vec![w.id.to_string(), opt(w.core), port_list(&w.ports)]);
     }
     t.render(&mut s);
+    if let Some(tr) = &r.tenant {
+        let n = |k: &str| tr.stats.get(k).and_then(|v| v.as_u64()).unwrap_or(0);
+        let _ = writeln!(
+            s,
+            "tenant: model from {}{}; VTEPs {}/{} resolved; ports {} with rules, {} without; \
+             answered arp {}, nd {}, dhcp {}",
+            tr.source,
+            match tr.stats.get("source_down").and_then(|v| v.as_str()) {
+                Some(why) => format!(" (lost: {why})"),
+                None => String::new(),
+            },
+            n("vteps_resolved"),
+            n("vteps"),
+            n("ports_active"),
+            n("ports_skipped"),
+            n("arp_replies"),
+            n("nd_replies"),
+            n("dhcp_replies"),
+        );
+    }
     s
 }
 
@@ -2133,7 +2165,35 @@ mod tests {
                     ports: vec![],
                 },
             ],
+            tenant: None,
         }
+    }
+
+    #[test]
+    fn render_show_with_a_tenant_agent() {
+        let mut r = sample_show();
+        let stats = serde_json::json!({"vteps_resolved": 1, "vteps": 2, "ports_active": 3,
+            "ports_skipped": 1, "arp_replies": 4, "nd_replies": 0, "dhcp_replies": 2,
+            "source_down": "connection refused"});
+        r.tenant = Some(TenantReport {
+            source: "http://10.0.0.1:9696".into(),
+            stats: stats.as_object().unwrap().clone(),
+        });
+        let text = render_show(&r);
+        assert!(
+            text.ends_with(
+                "tenant: model from http://10.0.0.1:9696 (lost: connection refused); VTEPs 1/2 \
+             resolved; ports 3 with rules, 1 without; answered arp 4, nd 0, dhcp 2\n"
+            ),
+            "{text}"
+        );
+        // JSON round trip keeps it; without an agent the key is absent.
+        let back: ShowReport = serde_json::from_value(serde_json::to_value(&r).unwrap()).unwrap();
+        assert_eq!(back, r);
+        assert!(serde_json::to_value(sample_show())
+            .unwrap()
+            .get("tenant")
+            .is_none());
     }
 
     fn sample_flows() -> FlowsReport {
@@ -2264,6 +2324,7 @@ workers:
                 core: Some(3),
                 ports: vec![4, 5],
             }],
+            tenant: None,
         };
         assert_eq!(
             render_show(&empty),

@@ -768,6 +768,13 @@ fn handle_request(s: &Shared, req: Request) -> Result<serde_json::Value, String>
                                     .collect(),
                             })
                             .collect(),
+                        tenant: c.tenant_agent().map(|a| ctl::TenantReport {
+                            source: a.source().to_string(),
+                            stats: match serde_json::to_value(a.stats()) {
+                                Ok(serde_json::Value::Object(m)) => m,
+                                _ => Default::default(),
+                            },
+                        }),
                     }
                 })
                 .map_err(e)?;

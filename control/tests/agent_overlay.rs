@@ -359,7 +359,10 @@ fn two_hosts_two_tenants_over_vxlan() {
         }
         assert!(t.elapsed() < WAIT, "a2 still reachable after its deletion");
     }
-    assert!(hv1.stats().changes >= 1);
+    let st = hv1.stats();
+    assert!(st.changes >= 1);
+    // hv1 knows a1, b1 (local), b2 (remote) with rules; a2 is gone.
+    assert_eq!((st.ports_active, st.ports_skipped), (3, 0), "{st:?}");
     // Everything between the hosts went over the underlay ports (VXLAN and the VTEPs' ARP).
     let ul_tx = hv1
         .handle()

@@ -72,9 +72,9 @@ pub struct AgentStats {
     pub changes: u64,
     /// Compile errors (the next `Reset` repairs them).
     pub compile_errors: u64,
-    /// Ports with rules / without (and why), as of the last update.
+    /// Ports with rules (here or on a remote VTEP).
     pub ports_active: u64,
-    /// Ports left without rules.
+    /// Ports known without rules (down, unbound, unknown host, interface not attached yet).
     pub ports_skipped: u64,
     /// ARP requests answered for tenant ports.
     pub arp_replies: u64,
@@ -298,6 +298,9 @@ impl Agent {
         let (resolved, total) = self.underlay.resolved();
         s.vteps_resolved = resolved as u64;
         s.vteps = total as u64;
+        let (active, skipped) = self.compiler.port_counts();
+        s.ports_active = active as u64;
+        s.ports_skipped = skipped as u64;
         s
     }
 
