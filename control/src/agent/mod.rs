@@ -39,6 +39,8 @@ use strato_flowtable::{DpAction, PortNo};
 
 /// How often a missing interface is asked for again.
 pub const ATTACH_RETRY: Duration = Duration::from_secs(2);
+/// How often the bridge ports are looked through for interfaces waited for.
+const PENDING_CHECK: Duration = Duration::from_millis(20);
 /// Most model updates applied in one pass of the controller loop (the rest wait for the next).
 const UPDATES_PER_PASS: usize = 20_000;
 /// DHCP lease time handed out (Neutron's default `dhcp_lease_duration`).
@@ -270,6 +272,8 @@ pub struct Agent {
     underlay: underlay::Underlay,
     /// Interfaces bound here that are not bridge ports yet: name -> (interface, next ask).
     pending: BTreeMap<String, (LocalInterface, Instant)>,
+    /// When interfaces waited for are looked for next.
+    next_pending_check: Instant,
     /// A `Reset` has arrived (before it, punts are not answered and nothing is compiled).
     loaded: bool,
     stats: AgentStats,
@@ -287,6 +291,7 @@ impl Agent {
             model: Model::default(),
             underlay: underlay::Underlay::new(spec.underlay, spec.underlay_mac),
             pending: BTreeMap::new(),
+            next_pending_check: Instant::now(),
             loaded: false,
             stats: AgentStats::default(),
         }
@@ -323,7 +328,8 @@ impl Agent {
         for p in punts {
             self.punt(c, p);
         }
-        if !self.pending.is_empty() {
+        if !self.pending.is_empty() && Instant::now() >= self.next_pending_check {
+            self.next_pending_check = Instant::now() + PENDING_CHECK;
             self.check_pending(c);
         }
         self.underlay.run(c, &mut self.stats);
@@ -456,6 +462,17 @@ impl Agent {
             }
             tracing::info!(interface = %name, "bound interface attached");
         }
+        // Interfaces no port is bound to any more are not asked for again.
+        let (model, host) = (&self.model, &self.host);
+        self.pending.retain(|name, _| {
+            model.ports.values().any(|p| {
+                p.binding.host_id == *host
+                    && p.binding
+                        .interface
+                        .as_ref()
+                        .is_some_and(|i| i.name == *name)
+            })
+        });
         for (iface, next) in self.pending.values_mut() {
             if *next <= now {
                 *next = now + ATTACH_RETRY;
