@@ -10,11 +10,11 @@
 //! - A port change touches only that port's rules plus its network's two flood rules (which
 //!   are replaced only when their actions change). Removing a port deletes exactly the rules
 //!   whose cookie names it; the ids of every other port's rules are unchanged.
-//! - A port gets rules when it is admin up, bound, on a known, admin-up network, and either
-//!   bound on the local host with an attached interface (`ofport_of` returns its number), or
-//!   bound on a host of the VTEP list. Otherwise it is listed in [`Delta::skipped`] (with the
-//!   reason) and has no rules: a local port without rules drops everything it sends (table
-//!   miss), no frame is delivered to it.
+//! - A port gets rules when it is admin up, on a known, admin-up network, and either bound on
+//!   the local host with an attached interface (`ofport_of` returns its number), or bound
+//!   (`binding:host_id` alone is enough) on a host of the VTEP list. Otherwise it is listed in
+//!   [`Delta::skipped`] (with the reason) and has no rules: a local port without rules drops
+//!   everything it sends (table miss), no frame is delivered to it.
 //! - Errors: [`CompileError`] for a pipeline that is too small or a pipeline refusal (which
 //!   valid rules never cause); after an error the pipeline may hold part of the change, and
 //!   [`Compiler::load`] of a fresh snapshot repairs it.
@@ -404,11 +404,17 @@ impl Compiler {
                 return Ok(());
             }
         };
-        if !port.admin_state_up || !port.binding.is_bound() {
+        // A remote port needs only its host (its interface is that host's business); a local
+        // one needs an interface to attach.
+        let local = port.binding.host_id == self.local_host;
+        if !port.admin_state_up
+            || port.binding.host_id.is_empty()
+            || (local && port.binding.interface.is_none())
+        {
             d.skipped.push((port.id.clone(), SkipReason::Down));
             return Ok(());
         }
-        let place = if port.binding.host_id == self.local_host {
+        let place = if local {
             match port.binding.interface.as_ref().and_then(ofport_of) {
                 Some(o) => Place::Local(o),
                 None => {
@@ -1069,6 +1075,36 @@ mod tests {
         let x = xlate(&p, &env(), &k);
         assert_eq!(outputs(&x), vec![1]);
         assert!(pushes(&x).is_empty());
+    }
+
+    #[test]
+    fn a_remote_port_needs_only_its_host() {
+        let (mut c, mut p) = setup();
+        let snap = snapshot();
+        // red's port on host B (VTEP_B), rebound without a profile: still reached by tunnel.
+        let mut port = snap
+            .ports
+            .iter()
+            .find(|q| q.mac_address.to_u64() as u128 == mac_of(1, 4))
+            .unwrap()
+            .clone();
+        port.binding.interface = None;
+        let d = c
+            .apply(&mut p, &Change::PortUpserted(port.clone()), ofport)
+            .unwrap();
+        assert!(d.skipped.is_empty(), "{d:?}");
+        let k = udp_key(1, mac_of(1, 2), mac_of(1, 4), ip(2), ip(4));
+        assert_eq!(
+            pushes(&xlate(&p, &env(), &k)),
+            vec![(100, IpAddr::V4(VTEP_B))]
+        );
+        // Without a host it is unbound: no rules.
+        port.binding.host_id.clear();
+        let d = c
+            .apply(&mut p, &Change::PortUpserted(port), ofport)
+            .unwrap();
+        assert_eq!(d.skipped.len(), 1);
+        assert!(pushes(&xlate(&p, &env(), &k)).is_empty());
     }
 
     #[test]
