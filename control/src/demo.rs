@@ -1,14 +1,26 @@
-//! `strato demo`: two hypervisor hosts, two tenants with the same CIDR, VXLAN between them, in
-//! memory. Each host is a full strato (controller thread + worker thread); their underlay ports
-//! are joined back to back by two frame rings. VMs are memory ports.
+//! `strato demo`: two hypervisor hosts, two tenants with the same CIDR, VXLAN between them.
 //!
-//! Until the tenant compiler lands, the flow rules are written here by hand the way it will
-//! write them: VM port -> (VNI, remote VTEP) -> tunnel; tunnel + VNI -> VM port. Every packet's
-//! first appearance goes up as an upcall, is translated, installed and re-injected; the rest
-//! hit the caches.
+//! - As root, [`run_tenant`] runs the real thing on a multi-host lab ([`crate::hvlab`]): two
+//!   host namespaces each running `strato run` with a `[tenant]` section (the first also serving
+//!   the tenant API), an underlay bridge between their AF_XDP underlays, two tenants `red` and
+//!   `blue` both on 10.0.0.0/24, and four VMs ([`TENANT_VMS`]: each tenant one VM per host,
+//!   tap and veth mixed). The networks, subnets and ports are created through the Neutron API;
+//!   the VMs get their addresses by DHCP (busybox udhcpc) from strato; pings across hosts inside
+//!   each tenant must succeed and pings to an address that exists only in the other tenant must
+//!   fail; then each host's `ctl stats` and `dump-flows` are printed and the lab is torn down
+//!   (also on failure). Any check that fails makes the demo fail (non-zero exit).
+//! - [`run`] (`strato demo --memory`, and the fallback when not root) is the in-memory version:
+//!   each host a full strato (controller thread + worker thread), their underlay ports joined
+//!   back to back by two frame rings, VMs as memory ports, the flow rules written here by hand
+//!   the way the tenant compiler writes them: VM port -> (VNI, remote VTEP) -> tunnel; tunnel +
+//!   VNI -> VM port. Every packet's first appearance goes up as an upcall, is translated,
+//!   installed and re-injected; the rest hit the caches.
 
 use crate::controller::{start, ControlError, Running};
+use crate::hvlab::{Attach, HvLab, HvLabError, LabConfig};
+use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use strato_datapath::port::{FrameRing, MemPort, Port, PortKind};
@@ -331,5 +343,209 @@ pub fn run(packets: u32) -> Result<(), ControlError> {
         Err(ControlError::Demo(
             "some traffic did not arrive where it should (see above)".into(),
         ))
+    }
+}
+
+// ---- the tenant demo on a real multi-host lab ----
+
+/// Why the tenant demo failed.
+#[derive(Debug, thiserror::Error)]
+pub enum DemoError {
+    /// Building or driving the lab failed.
+    #[error(transparent)]
+    Lab(#[from] HvLabError),
+    /// Checks failed: {0}
+    #[error("the demo's checks failed: {0}")]
+    Checks(String),
+}
+
+/// One VM of the tenant demo.
+#[derive(Debug, Clone, Copy)]
+pub struct TenantVm {
+    /// VM name.
+    pub name: &'static str,
+    /// Its tenant (`tenant_id`).
+    pub tenant: &'static str,
+    /// Its hypervisor host.
+    pub host: &'static str,
+    /// How it is attached.
+    pub attach: Attach,
+}
+
+/// The demo's VMs: each tenant one VM per host, taps and veths mixed.
+pub const TENANT_VMS: [TenantVm; 4] = [
+    TenantVm {
+        name: "red1",
+        tenant: "red",
+        host: "hv1",
+        attach: Attach::Tap,
+    },
+    TenantVm {
+        name: "red2",
+        tenant: "red",
+        host: "hv2",
+        attach: Attach::Veth,
+    },
+    TenantVm {
+        name: "blue1",
+        tenant: "blue",
+        host: "hv1",
+        attach: Attach::Veth,
+    },
+    TenantVm {
+        name: "blue2",
+        tenant: "blue",
+        host: "hv2",
+        attach: Attach::Tap,
+    },
+];
+
+/// The subnet both tenants use.
+pub const TENANT_CIDR: &str = "10.0.0.0/24";
+
+/// Each tenant's allocation pool inside [`TENANT_CIDR`]: disjoint, so that an address of one
+/// tenant exists nowhere in the other (what the cross-tenant pings aim at).
+pub fn tenant_pool(tenant: &str) -> (Ipv4Addr, Ipv4Addr) {
+    if tenant == "red" {
+        (Ipv4Addr::new(10, 0, 0, 10), Ipv4Addr::new(10, 0, 0, 99))
+    } else {
+        (Ipv4Addr::new(10, 0, 0, 100), Ipv4Addr::new(10, 0, 0, 199))
+    }
+}
+
+/// The demo's tenants, in order.
+pub const TENANT_NAMES: [&str; 2] = ["red", "blue"];
+
+/// Builds the demo's lab (two hosts, `kernel_hosts` kernel VXLAN hosts), both tenants'
+/// networks and subnets, and the four VMs; returns the lab and each tenant's network object.
+pub fn tenant_lab(
+    exe: &Path,
+    kernel_hosts: usize,
+    progress: bool,
+) -> Result<(HvLab, BTreeMap<&'static str, serde_json::Value>), HvLabError> {
+    let mut cfg = LabConfig::new(exe, 2, kernel_hosts);
+    cfg.tenants = TENANT_NAMES.iter().map(|t| t.to_string()).collect();
+    cfg.progress = progress;
+    let mut lab = HvLab::build(&cfg)?;
+    let mut nets = BTreeMap::new();
+    for t in TENANT_NAMES {
+        let net = lab.create_network(t, &format!("{t}-net"))?;
+        let id = net["id"].as_str().unwrap_or_default().to_string();
+        let sub = lab.create_subnet(t, &id, TENANT_CIDR, Some(tenant_pool(t)))?;
+        if progress {
+            println!(
+                "demo: tenant {t}: network {id} (VNI {}), subnet {} {TENANT_CIDR} pool {}-{}",
+                net["provider:segmentation_id"],
+                sub["id"].as_str().unwrap_or("?"),
+                tenant_pool(t).0,
+                tenant_pool(t).1
+            );
+        }
+        nets.insert(t, net);
+    }
+    for vm in TENANT_VMS {
+        let id = nets[vm.tenant]["id"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        lab.add_vm(vm.name, vm.host, vm.attach, vm.tenant, &id, None)?;
+    }
+    Ok((lab, nets))
+}
+
+/// Runs the tenant demo with `exe` as the daemon binary (see the module docs); `pings` echo
+/// requests per check.
+pub fn run_tenant(exe: &Path, pings: u32) -> Result<(), DemoError> {
+    println!("strato demo: two hypervisor hosts (namespaces hv1, hv2), each running `strato run` with a [tenant] section;");
+    println!("hv1 serves the tenant API; tenants red and blue both use {TENANT_CIDR}; VXLAN on the underlay bridge\n");
+    let (lab, _nets) = tenant_lab(exe, 0, true)?;
+    let mut failures: Vec<String> = Vec::new();
+    let mut check = |ok: bool, what: String| {
+        println!("demo: {what}  [{}]", if ok { "ok" } else { "FAILED" });
+        if !ok {
+            failures.push(what);
+        }
+    };
+
+    println!("\n== DHCP (busybox udhcpc in each VM; strato answers from the port's fixed IP)");
+    let mut addr: BTreeMap<&str, Ipv4Addr> = BTreeMap::new();
+    for vm in TENANT_VMS {
+        let want = lab.vm(vm.name)?.ip;
+        match lab.dhcp(vm.name, Duration::from_secs(10)) {
+            Ok(l) => {
+                check(
+                    Some(l.ip) == want,
+                    format!(
+                        "{} ({}, {}) leased {} (port's address {})",
+                        vm.name,
+                        vm.tenant,
+                        vm.host,
+                        l.ip,
+                        want.map(|i| i.to_string()).unwrap_or_else(|| "none".into())
+                    ),
+                );
+                addr.insert(vm.name, l.ip);
+            }
+            Err(e) => check(false, format!("{}: {e}", vm.name)),
+        }
+    }
+
+    println!("\n== pings inside each tenant, across hosts (must answer)");
+    for (a, b) in [
+        ("red1", "red2"),
+        ("red2", "red1"),
+        ("blue1", "blue2"),
+        ("blue2", "blue1"),
+    ] {
+        let Some(&dst) = addr.get(b) else {
+            check(false, format!("{a} -> {b}: {b} has no address"));
+            continue;
+        };
+        let p = lab.ping(a, dst, pings)?;
+        check(
+            p.all_ok(),
+            format!(
+                "{a} -> {b} ({dst}): {}/{} replies",
+                p.received, p.transmitted
+            ),
+        );
+    }
+
+    println!(
+        "\n== pings across tenants (must get nothing: the address exists only in the other tenant)"
+    );
+    for (a, b) in [("red1", "blue2"), ("blue1", "red2")] {
+        let Some(&dst) = addr.get(b) else {
+            check(false, format!("{a} -> {b}: {b} has no address"));
+            continue;
+        };
+        let p = lab.ping(a, dst, pings)?;
+        check(
+            p.received == 0 && p.transmitted > 0,
+            format!(
+                "{a} -> {dst} ({b}'s address, other tenant): {}/{} replies",
+                p.received, p.transmitted
+            ),
+        );
+    }
+
+    for h in lab.hosts() {
+        println!("\n== {}: strato ctl stats", h.name);
+        match lab.stats(&h.name) {
+            Ok(s) => print!("{}", crate::ctl::render_stats(&s)),
+            Err(e) => check(false, format!("{}: stats: {e}", h.name)),
+        }
+        println!("\n== {}: strato ctl dump-flows", h.name);
+        match lab.dump_flows(&h.name) {
+            Ok(f) => print!("{}", crate::ctl::render_flows(&f)),
+            Err(e) => check(false, format!("{}: dump-flows: {e}", h.name)),
+        }
+    }
+    if failures.is_empty() {
+        println!("\ndemo ok: DHCP served every VM, traffic crosses hosts inside each tenant and never between tenants");
+        Ok(())
+    } else {
+        println!("\n== the daemons' logs end with:\n{}", lab.log_tails(15));
+        Err(DemoError::Checks(failures.join("; ")))
     }
 }

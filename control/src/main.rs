@@ -33,11 +33,18 @@ enum Cmd {
     /// Benchmarks.
     #[command(subcommand)]
     Bench(BenchCmd),
-    /// The demo: two hypervisor hosts with tenant networks over VXLAN, in memory.
+    /// The demo: two hypervisor hosts, two tenants on the same CIDR, VXLAN between them.
+    ///
+    /// As root: a real lab of namespaces (two hosts each running `strato run` with a [tenant]
+    /// section, four VMs on taps and veths, DHCP, pings inside and across tenants, counters),
+    /// torn down at the end. Not root, or with --memory: the same topology in memory.
     Demo {
-        /// Packets each VM sends in the demo.
+        /// Packets (pings, or frames in memory) each check sends.
         #[arg(long, default_value_t = 5)]
         packets: u32,
+        /// Run the in-memory demo (no namespaces, no root needed).
+        #[arg(long)]
+        memory: bool,
     },
 }
 
@@ -110,7 +117,7 @@ fn main() -> ExitCode {
         Cmd::Bench(BenchCmd::Lab(args)) => bench_lab(&args),
         Cmd::Bench(BenchCmd::Openflow(args)) => bench_openflow(&args),
         Cmd::Bench(BenchCmd::RawForward { a, b }) => strato_control::benchlab::raw_forward(&a, &b),
-        Cmd::Demo { packets } => strato_control::demo::run(packets).map_err(|e| e.to_string()),
+        Cmd::Demo { packets, memory } => demo(packets, memory),
     };
     match res {
         Ok(()) => ExitCode::SUCCESS,
@@ -192,6 +199,23 @@ fn bench_openflow(args: &strato_control::benchof::BenchOfArgs) -> Result<(), Str
         print!("{}", strato_control::benchof::table(&r));
     }
     Ok(())
+}
+
+fn demo(packets: u32, memory: bool) -> Result<(), String> {
+    if packets == 0 {
+        return Err("--packets must be at least 1".into());
+    }
+    if !memory && !strato_control::netns::is_root() {
+        println!(
+            "strato demo: not root, so no namespaces, taps or AF_XDP: running the in-memory demo \
+             (as root it runs on real hosts; `--memory` chooses this one)\n"
+        );
+    }
+    if memory || !strato_control::netns::is_root() {
+        return strato_control::demo::run(packets).map_err(|e| e.to_string());
+    }
+    let exe = std::env::current_exe().map_err(|e| format!("finding the strato binary: {e}"))?;
+    strato_control::demo::run_tenant(&exe, packets).map_err(|e| e.to_string())
 }
 
 fn run_daemon(path: &std::path::Path, check: bool) -> Result<(), String> {
