@@ -1058,6 +1058,24 @@ fn pagination_sorting_fields_filters() {
         200,
     );
     assert_eq!(v["ports"].as_array().unwrap().len(), 1);
+    // Each plain string attribute (filtered before the JSON is built), alone, with OR over
+    // repeated values, and a MAC in upper case (no match: the filter is exact).
+    let mac = s(&p["mac_address"]);
+    for (q, n) in [
+        (format!("id={}", s(&p["id"])), 1),
+        (format!("mac_address={mac}"), 1),
+        (format!("mac_address={}", mac.to_uppercase()), 0),
+        ("device_id=vm-1&device_id=vm-2".to_string(), 2),
+        ("device_id=vm-3".to_string(), 0),
+        (format!("tenant_id=tenant-a&name="), 2),
+        (
+            format!("project_id=tenant-a&device_owner=&network_id={nid}"),
+            2,
+        ),
+    ] {
+        let v = e.ok("GET", &format!("/v2.0/ports?{q}"), A, None, 200);
+        assert_eq!(v["ports"].as_array().unwrap().len(), n, "{q}");
+    }
     let v = e.ok(
         "GET",
         "/v2.0/subnets?cidr=10.0.0.0/24&ip_version=4",

@@ -1032,12 +1032,21 @@ impl TenantService {
 
     /// Ports the caller can see (its own; a provider: all).
     pub fn list_ports(&self, c: &Caller) -> Result<Vec<Port>, ApiError> {
+        self.list_ports_where(c, |_| true)
+    }
+
+    /// The ports the caller sees that `keep` accepts (tested before anything is copied).
+    pub fn list_ports_where(
+        &self,
+        c: &Caller,
+        keep: impl Fn(&Port) -> bool,
+    ) -> Result<Vec<Port>, ApiError> {
         Self::api_caller(c)?;
         let st = self.read();
         Ok(st
             .ports
             .values()
-            .filter(|p| Self::sees_port(c, p))
+            .filter(|p| Self::sees_port(c, p) && keep(p))
             .cloned()
             .collect())
     }

@@ -722,12 +722,15 @@ pub async fn list_ports(
 ) -> Result<Response, ApiError> {
     let c = caller(&app, &headers)?;
     let q = ListQuery::parse(q.as_deref())?;
-    let items = app
-        .service
-        .list_ports(&c)?
-        .iter()
-        .map(|p| port_json(p, &c))
-        .collect();
+    // Off the async threads (a list of thousands of ports takes a while), and the exact-string
+    // filters applied to the ports before any JSON is built; `q.list` applies every filter
+    // again, so the result is the same as filtering the JSON alone.
+    let (svc, c2, filters) = (app.service.clone(), c.clone(), q.filters.clone());
+    let items = blocking(move || {
+        let ports = svc.list_ports_where(&c2, |p| port_prefilter(p, &filters))?;
+        Ok(ports.iter().map(|p| port_json(p, &c2)).collect())
+    })
+    .await?;
     let a = attrs(PORT_ATTRS, PORT_PROVIDER_ATTRS, &c);
     Ok(json_ok(q.list(
         "ports",
@@ -735,6 +738,25 @@ pub async fn list_ports(
         &a,
         &collection_url(&headers, "ports"),
     )?))
+}
+
+/// False when a port cannot pass one of the filters on a plain string attribute (where the
+/// JSON filter is exact string equality); true otherwise (other filters are left to
+/// [`ListQuery::list`]).
+fn port_prefilter(p: &Port, filters: &[(String, Vec<String>)]) -> bool {
+    filters.iter().all(|(k, vals)| {
+        let v: std::borrow::Cow<'_, str> = match k.as_str() {
+            "id" => p.id.as_str().into(),
+            "network_id" => p.network_id.as_str().into(),
+            "name" => p.name.as_str().into(),
+            "device_id" => p.device_id.as_str().into(),
+            "device_owner" => p.device_owner.as_str().into(),
+            "tenant_id" | "project_id" => p.tenant_id.as_str().into(),
+            "mac_address" => p.mac_address.to_string().into(),
+            _ => return true,
+        };
+        vals.iter().any(|w| *w == v)
+    })
 }
 
 /// POST /v2.0/ports
