@@ -4,7 +4,8 @@
 #      (cargo test --workspace --all-targets),
 #   2. fuzzes the packet parsers for a bounded time (FUZZ_SECONDS per target, default 30),
 #   3. runs the packet-rate harness on all five scenarios (release build) and checks its JSON,
-#   4. runs the side-by-side lab benchmark briefly (strato, Linux bridge, OVS, raw AF_XDP on
+#   4. runs the OpenFlow and tenant API benchmarks with small counts and checks their JSON,
+#   5. runs the side-by-side lab benchmark briefly (strato, Linux bridge, OVS, raw AF_XDP on
 #      veths) and checks its JSON (root only: CI is root; elsewhere it says it skipped).
 # Exits non-zero on any failure. Prints a closing "N passed, N failed" line for the stages.
 set -euo pipefail
@@ -71,6 +72,21 @@ for k in ("flow_mods_per_s", "revalidate_ms"):
 print(f'flow_mods/s {d["flow_mods_per_s"]:.0f}  revalidate {d["revalidate_ms"]:.2f} ms')
 PY
 then ok "openflow bench smoke"; else bad "openflow bench smoke"; fi
+
+stage "tenant API benchmark smoke (small counts, release)"
+if "$T"/release/strato bench api --ports 500 --first-packet 20 --requests 500 --json \
+        > "$T"/bench-api.json \
+   && python3 - "$T"/bench-api.json <<'PY'
+import json, sys
+d = json.load(open(sys.argv[1]))
+want = ["api_requests_per_s", "create_p50_ms", "create_p99_ms", "first_packet_p99_ms",
+        "port_creates_per_s"]
+assert sorted(d) == want, d
+for k in want:
+    assert isinstance(d[k], (int, float)) and d[k] > 0, (k, d[k])
+print({k: round(v, 2) for k, v in d.items()})
+PY
+then ok "api bench smoke"; else bad "api bench smoke"; fi
 
 stage "side-by-side lab benchmark smoke (root)"
 if [ "$(id -u)" -ne 0 ]; then
