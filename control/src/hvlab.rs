@@ -393,25 +393,7 @@ fn have(tool: &str) -> bool {
 /// Runs `f` on a new thread that has entered namespace `ns`'s network namespace (setns(2)
 /// changes only the calling thread), so its sockets live there.
 fn in_netns<R: Send>(ns: &Netns, f: impl FnOnce() -> R + Send) -> Result<R, HvLabError> {
-    use std::os::fd::AsRawFd;
-    let path = format!("/run/netns/{}", ns.name());
-    let file = std::fs::File::open(&path).map_err(io_err(format!("opening {path}")))?;
-    std::thread::scope(|s| {
-        s.spawn(move || {
-            // SAFETY: setns(2) with a namespace fd we hold open for the call; it switches only
-            // this (fresh, scoped) thread, which ends right after `f`.
-            let r = unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) };
-            if r != 0 {
-                return Err(HvLabError::Io {
-                    what: format!("entering {path}"),
-                    source: std::io::Error::last_os_error(),
-                });
-            }
-            Ok(f())
-        })
-        .join()
-        .map_err(|_| HvLabError::Invalid("the API client thread panicked".into()))?
-    })
+    netns::in_netns(ns.name(), f).map_err(io_err(format!("entering namespace {}", ns.name())))
 }
 
 fn toml_str(s: &str) -> String {

@@ -232,6 +232,87 @@ pub fn veth_pair(
     Ok(())
 }
 
+/// Runs `f` on a scoped thread that has entered network namespace `ns` (a name under
+/// `/run/netns`; setns(2) changes only that thread, so sockets `f` opens live in `ns` and the
+/// caller's namespace is untouched). A panic in `f` is passed on to the caller.
+pub fn in_netns<R: Send>(ns: &str, f: impl FnOnce() -> R + Send) -> std::io::Result<R> {
+    use std::os::fd::AsRawFd;
+    let path = format!("/run/netns/{ns}");
+    let file = std::fs::File::open(&path)?;
+    std::thread::scope(|s| {
+        let h = s.spawn(move || {
+            // SAFETY: setns(2) with a namespace fd held open for the call; it switches only
+            // this fresh scoped thread, which ends when `f` returns.
+            if unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(f())
+        });
+        match h.join() {
+            Ok(r) => r,
+            Err(p) => std::panic::resume_unwind(p),
+        }
+    })
+}
+
+/// An AF_PACKET socket (every EtherType, both directions) bound to `ifname` inside namespace
+/// `ns`, with a 100 ms receive timeout: for tests and labs that watch a wire.
+pub fn packet_socket(ns: &str, ifname: &str) -> std::io::Result<std::os::fd::OwnedFd> {
+    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+    let ifname = std::ffi::CString::new(ifname)
+        .map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidInput, "NUL in name"))?;
+    in_netns(ns, move || -> std::io::Result<OwnedFd> {
+        let err = std::io::Error::last_os_error;
+        let proto = (libc::ETH_P_ALL as u16).to_be();
+        // SAFETY: plain socket(2) call; the result is checked before use.
+        let fd = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW, i32::from(proto)) };
+        if fd < 0 {
+            return Err(err());
+        }
+        // SAFETY: fd is a freshly created, valid socket owned by nothing else.
+        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+        // SAFETY: ifname is a valid NUL-terminated string.
+        let ifindex = unsafe { libc::if_nametoindex(ifname.as_ptr()) };
+        if ifindex == 0 {
+            return Err(err());
+        }
+        // SAFETY: an all-zero sockaddr_ll is a valid value; the fields are set below.
+        let mut sll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
+        sll.sll_family = libc::AF_PACKET as u16;
+        sll.sll_protocol = proto;
+        sll.sll_ifindex = ifindex as i32;
+        // SAFETY: sll is a valid sockaddr_ll and the length passed is its size.
+        let r = unsafe {
+            libc::bind(
+                fd.as_raw_fd(),
+                (&sll as *const libc::sockaddr_ll).cast(),
+                std::mem::size_of::<libc::sockaddr_ll>() as u32,
+            )
+        };
+        if r != 0 {
+            return Err(err());
+        }
+        let tv = libc::timeval {
+            tv_sec: 0,
+            tv_usec: 100_000,
+        };
+        // SAFETY: SO_RCVTIMEO takes a timeval; pointer and length describe `tv`.
+        let r = unsafe {
+            libc::setsockopt(
+                fd.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_RCVTIMEO,
+                (&tv as *const libc::timeval).cast(),
+                std::mem::size_of::<libc::timeval>() as u32,
+            )
+        };
+        if r != 0 {
+            return Err(err());
+        }
+        Ok(fd)
+    })?
+}
+
 /// Namespaces whose name starts with `prefix` (leftovers of an earlier run).
 pub fn list_with_prefix(prefix: &str) -> Result<Vec<String>, NetnsError> {
     let out = ip(&["netns", "list"])?;

@@ -19,7 +19,7 @@
 
 use std::collections::BTreeMap;
 use std::net::{Ipv4Addr, Ipv6Addr};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -87,69 +87,7 @@ fn dhcp_lookup(mac: Mac) -> Option<Ipv4Addr> {
     (mac == CLIENT_MAC).then_some(CLIENT_IP)
 }
 
-/// An AF_PACKET socket bound to `ifname` inside namespace `ns` (made on a helper thread that
-/// enters the namespace; the socket stays in it).
-fn packet_socket(ns: &str, ifname: &str) -> std::io::Result<OwnedFd> {
-    let ns_path = format!("/var/run/netns/{ns}");
-    let ifname = std::ffi::CString::new(ifname).expect("interface name");
-    std::thread::spawn(move || -> std::io::Result<OwnedFd> {
-        let nsf = std::fs::File::open(&ns_path)?;
-        // SAFETY: setns on a valid namespace fd; it changes only this helper thread's network
-        // namespace, and the thread ends right after making the socket.
-        if unsafe { libc::setns(nsf.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
-            return Err(std::io::Error::last_os_error());
-        }
-        let proto = (libc::ETH_P_ALL as u16).to_be();
-        // SAFETY: plain socket(2) call; the result is checked before use.
-        let fd = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW, i32::from(proto)) };
-        if fd < 0 {
-            return Err(std::io::Error::last_os_error());
-        }
-        // SAFETY: fd is a freshly created, valid socket owned by nothing else.
-        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-        // SAFETY: ifname is a valid NUL-terminated string.
-        let ifindex = unsafe { libc::if_nametoindex(ifname.as_ptr()) };
-        if ifindex == 0 {
-            return Err(std::io::Error::last_os_error());
-        }
-        // SAFETY: an all-zero sockaddr_ll is a valid value; the fields are set below.
-        let mut sll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
-        sll.sll_family = libc::AF_PACKET as u16;
-        sll.sll_protocol = proto;
-        sll.sll_ifindex = ifindex as i32;
-        // SAFETY: sll is a valid sockaddr_ll and the length passed is its size.
-        let r = unsafe {
-            libc::bind(
-                fd.as_raw_fd(),
-                (&sll as *const libc::sockaddr_ll).cast(),
-                std::mem::size_of::<libc::sockaddr_ll>() as u32,
-            )
-        };
-        if r != 0 {
-            return Err(std::io::Error::last_os_error());
-        }
-        let tv = libc::timeval {
-            tv_sec: 0,
-            tv_usec: 100_000,
-        };
-        // SAFETY: SO_RCVTIMEO takes a timeval; pointer and length describe `tv`.
-        let r = unsafe {
-            libc::setsockopt(
-                fd.as_raw_fd(),
-                libc::SOL_SOCKET,
-                libc::SO_RCVTIMEO,
-                (&tv as *const libc::timeval).cast(),
-                std::mem::size_of::<libc::timeval>() as u32,
-            )
-        };
-        if r != 0 {
-            return Err(std::io::Error::last_os_error());
-        }
-        Ok(fd)
-    })
-    .join()
-    .expect("socket thread")
-}
+use strato_control::netns::packet_socket;
 
 /// Receives one frame that came in (not one this socket sent); `None` on timeout.
 fn recv_incoming(fd: &OwnedFd, buf: &mut [u8]) -> Option<usize> {

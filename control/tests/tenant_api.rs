@@ -1067,7 +1067,7 @@ fn pagination_sorting_fields_filters() {
         (format!("mac_address={}", mac.to_uppercase()), 0),
         ("device_id=vm-1&device_id=vm-2".to_string(), 2),
         ("device_id=vm-3".to_string(), 0),
-        (format!("tenant_id=tenant-a&name="), 2),
+        ("tenant_id=tenant-a&name=".to_string(), 2),
         (
             format!("project_id=tenant-a&device_owner=&network_id={nid}"),
             2,

@@ -28,7 +28,7 @@
 
 use std::collections::{BTreeMap, HashSet};
 use std::io::{BufRead, BufReader};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -224,21 +224,7 @@ impl Drop for Lab {
 
 /// Runs `f` on a thread that entered namespace `ns` (setns only changes that thread).
 fn in_ns<T: Send>(ns: &str, f: impl FnOnce() -> T + Send) -> T {
-    let path = format!("/run/netns/{ns}");
-    std::thread::scope(|s| {
-        let h = s.spawn(move || {
-            let file = std::fs::File::open(&path).expect("namespace file");
-            // SAFETY: setns(2) with a namespace fd held open for the call; it switches only
-            // this scoped thread, which ends when `f` returns.
-            let r = unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) };
-            assert_eq!(r, 0, "setns {path}: {}", std::io::Error::last_os_error());
-            f()
-        });
-        match h.join() {
-            Ok(v) => v,
-            Err(p) => std::panic::resume_unwind(p),
-        }
-    })
+    strato_control::netns::in_netns(ns, f).unwrap_or_else(|e| panic!("entering {ns}: {e}"))
 }
 
 fn agent() -> ureq::Agent {
@@ -370,50 +356,10 @@ fn rx_packets(ns: &Netns, dev: &str) -> u64 {
     out.trim().parse().expect("rx_packets")
 }
 
-/// An AF_PACKET socket on `ifname` inside `ns` (made on a thread that entered it).
+/// An AF_PACKET socket on `ifname` inside `ns`.
 fn packet_socket(ns: &str, ifname: &str) -> OwnedFd {
-    let ifname = std::ffi::CString::new(ifname).expect("interface name");
-    in_ns(ns, move || {
-        let proto = (libc::ETH_P_ALL as u16).to_be();
-        // SAFETY: plain socket(2) call; the result is checked before use.
-        let fd = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW, i32::from(proto)) };
-        assert!(fd >= 0, "socket: {}", std::io::Error::last_os_error());
-        // SAFETY: fd is a freshly created, valid socket owned by nothing else.
-        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-        // SAFETY: ifname is a valid NUL-terminated string.
-        let ifindex = unsafe { libc::if_nametoindex(ifname.as_ptr()) };
-        assert_ne!(ifindex, 0, "no interface {ifname:?}");
-        // SAFETY: an all-zero sockaddr_ll is a valid value; the fields are set below.
-        let mut sll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
-        sll.sll_family = libc::AF_PACKET as u16;
-        sll.sll_protocol = proto;
-        sll.sll_ifindex = ifindex as i32;
-        // SAFETY: sll is a valid sockaddr_ll and the length passed is its size.
-        let r = unsafe {
-            libc::bind(
-                fd.as_raw_fd(),
-                (&sll as *const libc::sockaddr_ll).cast(),
-                std::mem::size_of::<libc::sockaddr_ll>() as u32,
-            )
-        };
-        assert_eq!(r, 0, "bind: {}", std::io::Error::last_os_error());
-        let tv = libc::timeval {
-            tv_sec: 0,
-            tv_usec: 100_000,
-        };
-        // SAFETY: SO_RCVTIMEO takes a timeval; pointer and length describe `tv`.
-        let r = unsafe {
-            libc::setsockopt(
-                fd.as_raw_fd(),
-                libc::SOL_SOCKET,
-                libc::SO_RCVTIMEO,
-                (&tv as *const libc::timeval).cast(),
-                std::mem::size_of::<libc::timeval>() as u32,
-            )
-        };
-        assert_eq!(r, 0, "SO_RCVTIMEO: {}", std::io::Error::last_os_error());
-        fd
-    })
+    strato_control::netns::packet_socket(ns, ifname)
+        .unwrap_or_else(|e| panic!("packet socket on {ifname} in {ns}: {e}"))
 }
 
 /// Everything seen on an interface (both directions) while it runs.

@@ -88,12 +88,21 @@ fn lab_comes_up_and_tears_down() {
                 .unwrap();
             let text = String::from_utf8_lossy(&o.stdout);
             assert!(o.status.success() && text.contains(&mac), "{text}");
-            // strato shows the port on the host's bridge.
-            let show = lab.stats(host).unwrap();
+            // strato shows the port on the host's bridge once its agent has attached it (the
+            // binding reaches hv2 through the feed, then the attach thread opens it).
+            let want = format!("{}-{vm}", attach.kind());
+            let t = std::time::Instant::now();
+            let show = loop {
+                let show = lab.stats(host).unwrap();
+                if show.ports.iter().any(|p| p.name == want)
+                    || t.elapsed() > std::time::Duration::from_secs(10)
+                {
+                    break show;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            };
             assert!(
-                show.ports
-                    .iter()
-                    .any(|p| p.name == format!("{}-{vm}", attach.kind())),
+                show.ports.iter().any(|p| p.name == want),
                 "{host} has no port for VM {vm}: {:?}\n{}",
                 show.ports.iter().map(|p| &p.name).collect::<Vec<_>>(),
                 tails(&lab)
