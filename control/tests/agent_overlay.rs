@@ -5,7 +5,7 @@
 //! isolation between tenants, spoof drops, head-end replication and port deletion.
 
 use std::collections::HashMap;
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -214,10 +214,52 @@ fn network(svc: &TenantService, tenant: &str) -> String {
 }
 
 fn ip4(p: &Port) -> Ipv4Addr {
-    match p.fixed_ips[0].ip_address {
-        IpAddr::V4(a) => a,
-        IpAddr::V6(_) => panic!("expected an IPv4 address"),
-    }
+    p.fixed_ips
+        .iter()
+        .find_map(|f| match f.ip_address {
+            IpAddr::V4(a) => Some(a),
+            IpAddr::V6(_) => None,
+        })
+        .expect("an IPv4 address")
+}
+
+fn ip6(p: &Port) -> Ipv6Addr {
+    p.fixed_ips
+        .iter()
+        .find_map(|f| match f.ip_address {
+            IpAddr::V6(a) => Some(a),
+            IpAddr::V4(_) => None,
+        })
+        .expect("an IPv6 address")
+}
+
+/// A neighbor solicitation from `src` (its global address) for `target`, to the target's
+/// solicited-node multicast group, with the source link-layer address option.
+fn neighbor_solicit(src: &Port, target: Ipv6Addr) -> Vec<u8> {
+    let t = target.octets();
+    let group = Ipv6Addr::new(
+        0xff02,
+        0,
+        0,
+        0,
+        0,
+        1,
+        0xff00 | u16::from(t[13]),
+        u16::from_be_bytes([t[14], t[15]]),
+    );
+    let mut payload = t.to_vec();
+    payload.extend_from_slice(&[1, 1]);
+    payload.extend_from_slice(&src.mac_address.0);
+    let mut out = Vec::new();
+    etherparse::PacketBuilder::ethernet2(
+        src.mac_address.0,
+        [0x33, 0x33, 0xff, t[13], t[14], t[15]],
+    )
+    .ipv6(ip6(src).octets(), group.octets(), 255)
+    .icmpv6(etherparse::Icmpv6Type::NeighborSolicitation)
+    .write(&mut out, &payload)
+    .unwrap();
+    out
 }
 
 fn udp(src: &Port, dst_mac: MacAddr, dst_ip: Ipv4Addr, tag: u8) -> Vec<u8> {
@@ -263,6 +305,24 @@ fn two_hosts_two_tenants_over_vxlan() {
     let svc = Arc::new(TenantService::in_memory(&config()).unwrap());
     let a = network(&svc, "tenant-a");
     let b = network(&svc, "tenant-b");
+    // Tenant A is dual stack: its ports also get an IPv6 address (answered by ND).
+    svc.create_subnet(
+        &Caller::provider("tenant-a"),
+        SubnetCreate {
+            tenant_id: None,
+            network_id: a.clone(),
+            name: None,
+            description: None,
+            cidr: "fd00:a::/64".parse().unwrap(),
+            ip_version: None,
+            gateway: GatewaySpec::Default,
+            allocation_pools: None,
+            dns_nameservers: None,
+            host_routes: None,
+            enable_dhcp: Some(false),
+        },
+    )
+    .unwrap();
     let a1 = port(&svc, &a, "hv1", "a1");
     let a2 = port(&svc, &a, "hv2", "a2");
     let b1 = port(&svc, &b, "hv1", "b1");
@@ -306,6 +366,21 @@ fn two_hosts_two_tenants_over_vxlan() {
         Duration::from_millis(200),
         |f| f[12..14] == [0x08, 0x06]
     ));
+
+    // A neighbor solicitation for a2's IPv6 address is answered on hv1 with a2's MAC: an
+    // ICMPv6 neighbor advertisement (type 136) whose target is that address.
+    let ns = neighbor_solicit(&a1, ip6(&a2));
+    va1.to_switch.push(&ns).unwrap();
+    assert!(
+        expect_on(&va1.from_switch, WAIT, |f| f.len() >= 78
+            && f[12..14] == [0x86, 0xdd]
+            && f[54] == 136
+            && f[62..78] == ip6(&a2).octets()
+            && f[6..12] == a2.mac_address.0),
+        "no neighbor advertisement for a2: {:?}",
+        hv1.stats()
+    );
+    assert_eq!(hv1.stats().nd_replies, 1);
 
     // Unicast across hosts inside each tenant, over VXLAN.
     let f = udp(&a1, a2.mac_address, ip4(&a2), 1);
