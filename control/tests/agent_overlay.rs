@@ -193,14 +193,19 @@ fn network(svc: &TenantService, tenant: &str) -> String {
         .create_network(&c, NetworkCreate::default())
         .unwrap()
         .network;
+    subnet(svc, tenant, &n.id, "10.0.0.0/24");
+    n.id
+}
+
+fn subnet(svc: &TenantService, tenant: &str, net: &str, cidr: &str) {
     svc.create_subnet(
-        &c,
+        &Caller::provider(tenant),
         SubnetCreate {
             tenant_id: None,
-            network_id: n.id.clone(),
+            network_id: net.into(),
             name: None,
             description: None,
-            cidr: "10.0.0.0/24".parse().unwrap(),
+            cidr: cidr.parse().unwrap(),
             ip_version: None,
             gateway: GatewaySpec::Default,
             allocation_pools: None,
@@ -210,7 +215,6 @@ fn network(svc: &TenantService, tenant: &str) -> String {
         },
     )
     .unwrap();
-    n.id
 }
 
 fn ip4(p: &Port) -> Ipv4Addr {
@@ -306,23 +310,7 @@ fn two_hosts_two_tenants_over_vxlan() {
     let a = network(&svc, "tenant-a");
     let b = network(&svc, "tenant-b");
     // Tenant A is dual stack: its ports also get an IPv6 address (answered by ND).
-    svc.create_subnet(
-        &Caller::provider("tenant-a"),
-        SubnetCreate {
-            tenant_id: None,
-            network_id: a.clone(),
-            name: None,
-            description: None,
-            cidr: "fd00:a::/64".parse().unwrap(),
-            ip_version: None,
-            gateway: GatewaySpec::Default,
-            allocation_pools: None,
-            dns_nameservers: None,
-            host_routes: None,
-            enable_dhcp: Some(false),
-        },
-    )
-    .unwrap();
+    subnet(&svc, "tenant-a", &a, "fd00:a::/64");
     let a1 = port(&svc, &a, "hv1", "a1");
     let a2 = port(&svc, &a, "hv2", "a2");
     let b1 = port(&svc, &b, "hv1", "b1");
