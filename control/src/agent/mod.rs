@@ -316,13 +316,17 @@ impl Agent {
 
     /// One pass (see the module docs): updates, punts, attachments, the underlay.
     pub fn run(&mut self, c: &mut Controller) {
+        // The bridge's ports by name, read at most once per pass: ports are added and removed
+        // between passes, never during one.
+        let mut names: Option<HashMap<String, PortNo>> = None;
         let mut n = 0;
         while n < UPDATES_PER_PASS {
             let Ok(u) = self.source.rx.try_recv() else {
                 break;
             };
             n += 1;
-            self.update(c, u);
+            let names = names.get_or_insert_with(|| Self::ofports(c));
+            self.update(c, u, names);
         }
         let punts = std::mem::take(&mut c.tenant_punts);
         for p in punts {
@@ -330,7 +334,8 @@ impl Agent {
         }
         if !self.pending.is_empty() && Instant::now() >= self.next_pending_check {
             self.next_pending_check = Instant::now() + PENDING_CHECK;
-            self.check_pending(c);
+            let names = names.get_or_insert_with(|| Self::ofports(c));
+            self.check_pending(c, names);
         }
         self.underlay.run(c, &mut self.stats);
     }
@@ -339,12 +344,11 @@ impl Agent {
         c.ports().into_iter().map(|p| (p.name, p.no)).collect()
     }
 
-    fn update(&mut self, c: &mut Controller, u: ModelUpdate) {
+    fn update(&mut self, c: &mut Controller, u: ModelUpdate, names: &HashMap<String, PortNo>) {
         match u {
-            ModelUpdate::Reset { snapshot, hosts } => self.reset(c, &snapshot, &hosts),
+            ModelUpdate::Reset { snapshot, hosts } => self.reset(c, &snapshot, &hosts, names),
             ModelUpdate::Change(ev) if self.loaded => {
                 self.model.apply(&ev.change);
-                let names = Self::ofports(c);
                 let comp = &mut self.compiler;
                 let r = c.change(|p, _| comp.apply(p, &ev.change, |i| names.get(&i.name).copied()));
                 self.stats.changes += 1;
@@ -365,7 +369,13 @@ impl Agent {
         }
     }
 
-    fn reset(&mut self, c: &mut Controller, snapshot: &Snapshot, hosts: &[Vtep]) {
+    fn reset(
+        &mut self,
+        c: &mut Controller,
+        snapshot: &Snapshot,
+        hosts: &[Vtep],
+        names: &HashMap<String, PortNo>,
+    ) {
         let vteps: Vec<(String, IpAddr)> =
             hosts.iter().map(|h| (h.name.clone(), h.vtep_ip)).collect();
         let local = hosts
@@ -381,7 +391,6 @@ impl Agent {
         self.model.load(snapshot);
         self.underlay
             .set_vteps(c, local, hosts, &self.host, self.tunnel);
-        let names = Self::ofports(c);
         let comp = &mut self.compiler;
         let r = c.change(|p, _| comp.load(p, snapshot, |i| names.get(&i.name).copied()));
         self.loaded = true;
@@ -433,8 +442,7 @@ impl Agent {
     }
 
     /// Interfaces that became bridge ports: compile their ports again. Others: ask again.
-    fn check_pending(&mut self, c: &mut Controller) {
-        let names = Self::ofports(c);
+    fn check_pending(&mut self, c: &mut Controller, names: &HashMap<String, PortNo>) {
         let now = Instant::now();
         let arrived: Vec<String> = self
             .pending
