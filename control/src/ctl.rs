@@ -184,6 +184,18 @@ pub const MAX_OFPORT: u32 = strato_datapath::port::MAX_PORT_NO;
 pub const IFNAME_MAX: usize = 15;
 
 impl PortSpec {
+    /// A port of `kind` on interface `name` with every option at its default.
+    pub fn new(name: impl Into<String>, kind: PortKind) -> PortSpec {
+        PortSpec {
+            name: name.into(),
+            kind,
+            ofport: None,
+            xdp_mode: None,
+            queue: None,
+            create: None,
+        }
+    }
+
     /// Checks what can be checked without the kernel: the name is a valid interface name,
     /// `ofport` is a usable OpenFlow port number, and options belong to the port's kind.
     /// The error says what to change.

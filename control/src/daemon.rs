@@ -291,26 +291,31 @@ fn validate(cfg: &Config, ncores: usize) -> Result<(), String> {
             return Err("[daemon] worker_cores lists a core twice".into());
         }
     }
-    for a in &d.openflow_listen {
-        match crate::ofchannel::parse_target(a) {
-            Ok(crate::ofchannel::Target::Tcp(..)) => {
-                return Err(format!(
-                    "[daemon] openflow_listen {a:?}: listeners are ptcp:[PORT][:IP] or punix:PATH (tcp: goes in [bridge] controllers)"
-                ))
+    // Listeners are passive (ptcp:/punix:), controllers active (tcp:); each list refuses the
+    // other's kind and says where it goes.
+    let lists = [
+        (
+            "[daemon] openflow_listen",
+            &d.openflow_listen,
+            false,
+            "listeners are ptcp:[PORT][:IP] or punix:PATH (tcp: goes in [bridge] controllers)",
+        ),
+        (
+            "[bridge] controllers",
+            &cfg.bridge.controllers,
+            true,
+            "controllers are tcp:HOST[:PORT] (ptcp:/punix: go in [daemon] openflow_listen)",
+        ),
+    ];
+    for (key, list, want_tcp, fix) in lists {
+        for a in list {
+            match crate::ofchannel::parse_target(a) {
+                Ok(t) if matches!(t, crate::ofchannel::Target::Tcp(..)) != want_tcp => {
+                    return Err(format!("{key} {a:?}: {fix}"))
+                }
+                Ok(_) => {}
+                Err(e) => return Err(format!("{key} {a:?}: {e}")),
             }
-            Ok(_) => {}
-            Err(e) => return Err(format!("[daemon] openflow_listen {a:?}: {e}")),
-        }
-    }
-    for a in &cfg.bridge.controllers {
-        match crate::ofchannel::parse_target(a) {
-            Ok(crate::ofchannel::Target::Tcp(..)) => {}
-            Ok(_) => {
-                return Err(format!(
-                    "[bridge] controllers {a:?}: controllers are tcp:HOST[:PORT] (ptcp:/punix: go in [daemon] openflow_listen)"
-                ))
-            }
-            Err(e) => return Err(format!("[bridge] controllers {a:?}: {e}")),
         }
     }
     if let Some(api) = &cfg.api {
@@ -418,14 +423,10 @@ pub fn run(cfg: Config) -> Result<(), DaemonError> {
     let mut ports = Vec::new();
     let mut used: Vec<PortNo> = cfg.ports.iter().filter_map(|p| p.ofport).collect();
     used.extend(cfg.tenant.iter().map(|t| t.tunnel_ofport));
-    let underlay_spec = cfg.tenant.as_ref().map(|t| PortSpec {
-        name: t.underlay.clone(),
-        kind: ctl::PortKind::Afxdp,
-        ofport: None,
-        xdp_mode: None,
-        queue: None,
-        create: None,
-    });
+    let underlay_spec = cfg
+        .tenant
+        .as_ref()
+        .map(|t| PortSpec::new(&t.underlay, ctl::PortKind::Afxdp));
     let mut underlay_no = None;
     for spec in cfg.ports.iter().chain(underlay_spec.iter()) {
         let no = spec.ofport.unwrap_or_else(|| next_free(&used));
@@ -710,17 +711,11 @@ fn spawn_attacher(s: Arc<Shared>) -> crate::agent::AttachFn {
         .spawn(move || {
             let mut last_error: std::collections::HashMap<String, String> = Default::default();
             while let Ok(iface) = rx.recv() {
-                let spec = PortSpec {
-                    name: iface.name.clone(),
-                    kind: match iface.kind {
-                        crate::tenant::model::InterfaceKind::Tap => ctl::PortKind::Tap,
-                        crate::tenant::model::InterfaceKind::Veth => ctl::PortKind::Afxdp,
-                    },
-                    ofport: None,
-                    xdp_mode: None,
-                    queue: None,
-                    create: None,
+                let kind = match iface.kind {
+                    crate::tenant::model::InterfaceKind::Tap => ctl::PortKind::Tap,
+                    crate::tenant::model::InterfaceKind::Veth => ctl::PortKind::Afxdp,
                 };
+                let spec = PortSpec::new(&iface.name, kind);
                 match add_port(&s, &spec) {
                     Ok(_) => {
                         last_error.remove(&iface.name);
