@@ -13,18 +13,15 @@
 //! - On SIGINT/SIGTERM: the control socket is removed, workers stop, every port is closed
 //!   (AF_XDP sockets detach their XDP programs, taps strato created are deleted).
 
-use crate::controller::{start, ControlError, ControllerHandle};
-use crate::ctl::{
-    self, DpFlowReport, DpFlowsReport, FlowReport, FlowsReport, PortReport, PortSpec, PortStats,
-    Request, ShowReport, StatsReport, WorkerReport, WorkerStats,
-};
-use crate::learning::Learning;
-use crate::ofchannel::OfConfig;
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use strato_ctl::{
+    self as ctl, DpFlowReport, DpFlowsReport, FlowReport, FlowsReport, PortReport, PortSpec,
+    PortStats, Request, ShowReport, StatsReport, WorkerReport, WorkerStats,
+};
 use strato_datapath::port::afxdp::{AfXdpConfig, AfXdpPort, XdpMode};
 use strato_datapath::port::tap::{TapConfig, TapPort};
 use strato_datapath::port::{Port, PortKind};
@@ -32,6 +29,9 @@ use strato_datapath::stats::DropReason;
 use strato_datapath::worker::{IdlePolicy, WorkerConfig};
 use strato_flowtable::pipeline::{Pipeline, PortEnv};
 use strato_flowtable::PortNo;
+use strato_switch::controller::{start, ControlError, ControllerHandle};
+use strato_switch::learning::Learning;
+use strato_switch::ofchannel::{ControllerOpenFlow, FailMode, OfConfig, OfSwitch};
 
 /// Default control socket.
 pub const DEFAULT_SOCKET: &str = "/run/strato/strato.sock";
@@ -52,11 +52,11 @@ pub struct Config {
     /// `[api]`: the tenant REST API (Neutron v2.0, Net Objects) and its SQLite store; absent:
     /// no API.
     #[serde(default)]
-    pub api: Option<crate::tenant::TenantConfig>,
+    pub api: Option<strato_tenant::TenantConfig>,
     /// `[tenant]`: this host's part in the tenant overlay (underlay, model source); absent:
     /// no tenant networks on this bridge.
     #[serde(default)]
-    pub tenant: Option<crate::agent::config::AgentConfig>,
+    pub tenant: Option<strato_overlay::agent::config::AgentConfig>,
 }
 
 /// `[daemon]`: process-wide settings.
@@ -110,17 +110,6 @@ fn default_state_dir() -> PathBuf {
 }
 fn default_log_level() -> String {
     "info".into()
-}
-
-/// Fail mode of the bridge.
-#[derive(Debug, Clone, Copy, Deserialize, Default, PartialEq, Eq)]
-#[serde(rename_all = "lowercase")]
-pub enum FailMode {
-    /// A MAC-learning switch whenever no configured controller is connected.
-    #[default]
-    Standalone,
-    /// Only the rules someone installed (nothing is learned), with or without a controller.
-    Secure,
 }
 
 /// `[bridge]`.
@@ -309,8 +298,8 @@ fn validate(cfg: &Config, ncores: usize) -> Result<(), String> {
     ];
     for (key, list, want_tcp, fix) in lists {
         for a in list {
-            match crate::ofchannel::parse_target(a) {
-                Ok(t) if matches!(t, crate::ofchannel::Target::Tcp(..)) != want_tcp => {
+            match strato_switch::ofchannel::parse_target(a) {
+                Ok(t) if matches!(t, strato_switch::ofchannel::Target::Tcp(..)) != want_tcp => {
                     return Err(format!("{key} {a:?}: {fix}"))
                 }
                 Ok(_) => {}
@@ -401,7 +390,7 @@ struct Shared {
 
 /// Runs the daemon until SIGINT/SIGTERM.
 pub fn run(cfg: Config) -> Result<(), DaemonError> {
-    if !crate::netns::is_root() {
+    if !is_root() {
         return Err(DaemonError::NotRoot);
     }
     // Signals first: one arriving during start-up must still lead to a clean stop.
@@ -469,7 +458,7 @@ pub fn run(cfg: Config) -> Result<(), DaemonError> {
         .bridge
         .controllers
         .iter()
-        .map(|s| crate::ofchannel::parse_target(s))
+        .map(|s| strato_switch::ofchannel::parse_target(s))
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| DaemonError::Other(e.to_string()))?;
     handle
@@ -486,12 +475,12 @@ pub fn run(cfg: Config) -> Result<(), DaemonError> {
                 datapath_id: dpid,
                 fail_mode,
                 learning: Learning { aging_s: aging },
-                probe_interval: crate::ofchannel::PROBE_INTERVAL,
+                probe_interval: strato_switch::ofchannel::PROBE_INTERVAL,
             });
             c.openflow()
                 .set_controllers(controllers)
                 .map_err(|e| e.to_string())?;
-            c.openflow_pass();
+            c.run_app::<OfSwitch>();
             Ok(())
         })?
         .map_err(DaemonError::Other)?;
@@ -510,7 +499,7 @@ pub fn run(cfg: Config) -> Result<(), DaemonError> {
     }
     let mut of_listeners = Vec::new();
     for addr in &cfg.daemon.openflow_listen {
-        let ch = crate::ofchannel::listen(addr, handle.clone())
+        let ch = strato_switch::ofchannel::listen(addr, handle.clone())
             .map_err(|e| DaemonError::Other(format!("openflow_listen {addr}: {e}")))?;
         tracing::info!(%addr, "OpenFlow listener up");
         of_listeners.push(ch);
@@ -526,10 +515,10 @@ pub fn run(cfg: Config) -> Result<(), DaemonError> {
             })?;
             let db = a.db_path_in(&cfg.daemon.state_dir);
             let svc =
-                Arc::new(crate::tenant::TenantService::open(a, &db).map_err(|e| {
+                Arc::new(strato_tenant::TenantService::open(a, &db).map_err(|e| {
                     DaemonError::Other(format!("[api] store {}: {e}", db.display()))
                 })?);
-            let server = crate::tenant::ApiServer::start(a, svc.clone())
+            let server = strato_tenant::ApiServer::start(a, svc.clone())
                 .map_err(|e| DaemonError::Other(format!("[api] listen {}: {e}", a.listen)))?;
             tracing::info!(listen = %server.local_addr(), db = %db.display(), "tenant API up");
             Some((server, svc))
@@ -593,7 +582,7 @@ fn to_value<T: serde::Serialize>(v: &T) -> Result<serde_json::Value, String> {
     serde_json::to_value(v).map_err(|e| e.to_string())
 }
 
-fn port_report(p: &crate::controller::PortRecord) -> PortReport {
+fn port_report(p: &strato_switch::controller::PortRecord) -> PortReport {
     PortReport {
         no: p.no,
         name: p.name.clone(),
@@ -609,17 +598,17 @@ fn port_report(p: &crate::controller::PortRecord) -> PortReport {
 /// the attach thread, and the agent on the controller thread.
 fn start_agent(
     shared: &Arc<Shared>,
-    t: &crate::agent::config::AgentConfig,
+    t: &strato_overlay::agent::config::AgentConfig,
     underlay: PortNo,
-    svc: Option<&Arc<crate::tenant::TenantService>>,
+    svc: Option<&Arc<strato_tenant::TenantService>>,
 ) -> Result<(), DaemonError> {
     let h = shared.handle.clone();
-    let wake: crate::agent::source::Wake = Arc::new(move || h.wake());
+    let wake: strato_overlay::agent::source::Wake = Arc::new(move || h.wake());
     let source = match (&t.server, svc) {
-        (None, Some(svc)) => crate::agent::source::local(svc, wake),
+        (None, Some(svc)) => strato_overlay::agent::source::local(svc, wake),
         (Some(url), _) => {
             let token = t.token.as_deref().unwrap_or_default();
-            crate::agent::remote::follow(url, token, wake)
+            strato_overlay::agent::remote::follow(url, token, wake)
                 .map_err(|e| DaemonError::Other(format!("tenant.server {url}: {e}")))?
         }
         (None, None) => {
@@ -642,7 +631,7 @@ fn start_agent(
                 t.underlay
             ))
         })?;
-    let spec = crate::agent::AgentSpec {
+    let spec = strato_overlay::agent::AgentSpec {
         host: t.host.clone(),
         underlay,
         underlay_mac: mac,
@@ -650,7 +639,10 @@ fn start_agent(
         attach: spawn_attacher(shared.clone()),
     };
     let describe = source.describe.clone();
-    crate::agent::install(&shared.handle, crate::agent::Agent::new(spec, source))?;
+    strato_overlay::agent::install(
+        &shared.handle,
+        strato_overlay::agent::Agent::new(spec, source),
+    )?;
     tracing::info!(host = %t.host, underlay = %t.underlay, ofport = underlay,
         tunnel_ofport = t.tunnel_ofport, source = %describe, "tenant agent up");
     Ok(())
@@ -658,7 +650,7 @@ fn start_agent(
 
 /// Opens and adds a port (`strato ctl add-port`, and interfaces the tenant agent attaches):
 /// the name must be new, the number free (lowest free one when not given).
-fn add_port(s: &Shared, spec: &PortSpec) -> Result<crate::controller::PortRecord, String> {
+fn add_port(s: &Shared, spec: &PortSpec) -> Result<strato_switch::controller::PortRecord, String> {
     let h = &s.handle;
     let e = |e: ControlError| e.to_string();
     spec.validate()?;
@@ -704,16 +696,16 @@ fn add_port(s: &Shared, spec: &PortSpec) -> Result<crate::controller::PortRecord
 
 /// The thread that attaches interfaces the tenant agent asks for (a tap is created, a veth
 /// opened over AF_XDP). Repeated failures of one interface are logged once per distinct error.
-fn spawn_attacher(s: Arc<Shared>) -> crate::agent::AttachFn {
-    let (tx, rx) = crossbeam::channel::unbounded::<crate::tenant::model::LocalInterface>();
+fn spawn_attacher(s: Arc<Shared>) -> strato_overlay::agent::AttachFn {
+    let (tx, rx) = crossbeam::channel::unbounded::<strato_tenant::model::LocalInterface>();
     let spawned = std::thread::Builder::new()
         .name("strato-attach".into())
         .spawn(move || {
             let mut last_error: std::collections::HashMap<String, String> = Default::default();
             while let Ok(iface) = rx.recv() {
                 let kind = match iface.kind {
-                    crate::tenant::model::InterfaceKind::Tap => ctl::PortKind::Tap,
-                    crate::tenant::model::InterfaceKind::Veth => ctl::PortKind::Afxdp,
+                    strato_tenant::model::InterfaceKind::Tap => ctl::PortKind::Tap,
+                    strato_tenant::model::InterfaceKind::Veth => ctl::PortKind::Afxdp,
                 };
                 let spec = PortSpec::new(&iface.name, kind);
                 match add_port(&s, &spec) {
@@ -763,12 +755,14 @@ fn handle_request(s: &Shared, req: Request) -> Result<serde_json::Value, String>
                                     .collect(),
                             })
                             .collect(),
-                        tenant: c.tenant_agent().map(|a| ctl::TenantReport {
-                            source: a.source().to_string(),
-                            stats: match serde_json::to_value(a.stats()) {
-                                Ok(serde_json::Value::Object(m)) => m,
-                                _ => Default::default(),
-                            },
+                        tenant: c.app::<strato_overlay::agent::Agent>().map(|a| {
+                            ctl::TenantReport {
+                                source: a.source().to_string(),
+                                stats: match serde_json::to_value(a.stats()) {
+                                    Ok(serde_json::Value::Object(m)) => m,
+                                    _ => Default::default(),
+                                },
+                            }
                         }),
                     }
                 })
@@ -891,6 +885,12 @@ fn handle_request(s: &Shared, req: Request) -> Result<serde_json::Value, String>
             to_value(&report)
         }
     }
+}
+
+/// True when running with effective uid 0.
+pub fn is_root() -> bool {
+    // SAFETY: geteuid takes no arguments, touches no memory and cannot fail.
+    unsafe { libc::geteuid() == 0 }
 }
 
 #[cfg(test)]

@@ -24,12 +24,12 @@ enum Cmd {
         check: bool,
     },
     /// Talk to a running daemon (show, add-port, del-port, dump-flows, dump-dpflows, stats).
-    Ctl(strato_control::ctl::CtlArgs),
+    Ctl(strato_ctl::CtlArgs),
     /// Generate packets over AF_XDP (or count them with --sink), reporting pps each second.
-    Gen(strato_control::gen::GenArgs),
+    Gen(strato_labs::traffic::GenArgs),
     /// Build, use and tear down netns/veth labs from a topology file.
     #[command(subcommand)]
-    Lab(strato_control::lab::LabCmd),
+    Lab(strato_labs::lab::LabCmd),
     /// Benchmarks.
     #[command(subcommand)]
     Bench(BenchCmd),
@@ -52,7 +52,7 @@ enum Cmd {
 enum BenchCmd {
     /// The side-by-side benchmark on real veths: the same generator through strato (AF_XDP),
     /// the Linux bridge, Open vSwitch's userspace datapath and a raw AF_XDP forward, in one run.
-    Lab(strato_control::benchlab::BenchLabArgs),
+    Lab(strato_bench::lab::BenchLabArgs),
     /// flow_mods/s through one OpenFlow 1.3 channel, and the time from a flow_mod to new
     /// behaviour on cached traffic (targets: >= 200,000 flow_mods/s; <= 10 ms).
     ///
@@ -64,7 +64,7 @@ enum BenchCmd {
     /// that sends all of it to another port until every flow of a probe set (--probes, spread
     /// over all the flows) has come out of the new port; median and max of --rounds. Any
     /// OpenFlow ERROR fails the run.
-    Openflow(strato_control::benchof::BenchOfArgs),
+    Openflow(strato_bench::openflow::BenchOfArgs),
     /// Port creates/s and latency over the tenant API, a mixed read/write load, and the time
     /// from a bound port's create answer to its first delivered frame (targets: >= 2,000
     /// creates/s; first packet <= 10 ms p99).
@@ -72,7 +72,7 @@ enum BenchCmd {
     /// All in-process on loopback: the tenant API on SQLite in a temporary directory, one
     /// controller with memory ports and a tenant agent (host hv1) following it. Progress and
     /// the summary go to stderr; --json prints the numbers on stdout.
-    Api(strato_control::benchapi::BenchApiArgs),
+    Api(strato_bench::api::BenchApiArgs),
     /// (internal) Raw AF_XDP forward between two interfaces, no lookup: the wires' limit.
     #[command(hide = true)]
     RawForward {
@@ -91,7 +91,7 @@ enum BenchCmd {
     /// `--packets` and divide the difference of the totals by the difference of the packets.
     Pipeline {
         /// Run only this scenario (repeatable). Default: all five.
-        #[arg(long = "scenario", value_name = "NAME", value_parser = clap::builder::PossibleValuesParser::new(strato_bench::SCENARIOS))]
+        #[arg(long = "scenario", value_name = "NAME", value_parser = clap::builder::PossibleValuesParser::new(strato_bench::pipeline::SCENARIOS))]
         scenarios: Vec<String>,
         /// Packets processed per measured run, after warm-up.
         #[arg(long, default_value_t = 20_000_000)]
@@ -112,9 +112,9 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let res = match cli.cmd {
         Cmd::Run { config, check } => run_daemon(&config, check),
-        Cmd::Ctl(args) => return strato_control::ctl::main(args),
-        Cmd::Lab(cmd) => return strato_control::lab::main(cmd),
-        Cmd::Gen(args) => return strato_control::gen::main(args),
+        Cmd::Ctl(args) => return strato_ctl::main(args),
+        Cmd::Lab(cmd) => return strato_labs::lab::main(cmd),
+        Cmd::Gen(args) => return strato_labs::traffic::main(args),
         Cmd::Bench(BenchCmd::Pipeline {
             scenarios,
             packets,
@@ -125,7 +125,7 @@ fn main() -> ExitCode {
         Cmd::Bench(BenchCmd::Lab(args)) => bench_lab(&args),
         Cmd::Bench(BenchCmd::Openflow(args)) => bench_openflow(&args),
         Cmd::Bench(BenchCmd::Api(args)) => bench_api(&args),
-        Cmd::Bench(BenchCmd::RawForward { a, b }) => strato_control::benchlab::raw_forward(&a, &b),
+        Cmd::Bench(BenchCmd::RawForward { a, b }) => strato_bench::lab::raw_forward(&a, &b),
         Cmd::Demo { packets, memory } => demo(packets, memory),
     };
     match res {
@@ -148,12 +148,12 @@ fn bench_pipeline(
         return Err("--packets must be at least 1".into());
     }
     let names: Vec<&str> = if scenarios.is_empty() {
-        strato_bench::SCENARIOS.to_vec()
+        strato_bench::pipeline::SCENARIOS.to_vec()
     } else {
         scenarios.iter().map(String::as_str).collect()
     };
     let core = core.unwrap_or_else(|| core_count().saturating_sub(1));
-    let opts = strato_bench::Options {
+    let opts = strato_bench::pipeline::Options {
         packets,
         core: Some(core),
         baseline: !no_baseline,
@@ -163,7 +163,8 @@ fn bench_pipeline(
         if !json {
             eprintln!("bench: {name}: building and warming up ...");
         }
-        let r = strato_bench::run_scenario(name, &opts).map_err(|e| format!("{name}: {e}"))?;
+        let r = strato_bench::pipeline::run_scenario(name, &opts)
+            .map_err(|e| format!("{name}: {e}"))?;
         if !json {
             eprintln!("bench: {name}: {:.2} Mpps", r.mpps);
         }
@@ -176,27 +177,27 @@ fn bench_pipeline(
             serde_json::to_string_pretty(&out).map_err(|e| e.to_string())?
         );
     } else {
-        print!("{}", strato_bench::table(&results, packets, core));
+        print!("{}", strato_bench::pipeline::table(&results, packets, core));
     }
     Ok(())
 }
 
-fn bench_lab(args: &strato_control::benchlab::BenchLabArgs) -> Result<(), String> {
-    let r = strato_control::benchlab::run(args).map_err(|e| e.to_string())?;
+fn bench_lab(args: &strato_bench::lab::BenchLabArgs) -> Result<(), String> {
+    let r = strato_bench::lab::run(args).map_err(|e| e.to_string())?;
     if args.json {
         println!(
             "{}",
             serde_json::to_string_pretty(&r).map_err(|e| e.to_string())?
         );
     } else {
-        print!("{}", strato_control::benchlab::table(&r));
+        print!("{}", strato_bench::lab::table(&r));
     }
     Ok(())
 }
 
-fn bench_openflow(args: &strato_control::benchof::BenchOfArgs) -> Result<(), String> {
+fn bench_openflow(args: &strato_bench::openflow::BenchOfArgs) -> Result<(), String> {
     let quiet = args.json;
-    let r = strato_control::benchof::run(args, &mut |line: &str| {
+    let r = strato_bench::openflow::run(args, &mut |line: &str| {
         if !quiet {
             eprintln!("bench openflow: {line}");
         }
@@ -205,17 +206,17 @@ fn bench_openflow(args: &strato_control::benchof::BenchOfArgs) -> Result<(), Str
     if args.json {
         println!("{}", r.json());
     } else {
-        print!("{}", strato_control::benchof::table(&r));
+        print!("{}", strato_bench::openflow::table(&r));
     }
     Ok(())
 }
 
-fn bench_api(args: &strato_control::benchapi::BenchApiArgs) -> Result<(), String> {
-    let r = strato_control::benchapi::run(args, &mut |line: &str| {
+fn bench_api(args: &strato_bench::api::BenchApiArgs) -> Result<(), String> {
+    let r = strato_bench::api::run(args, &mut |line: &str| {
         eprintln!("bench api: {line}");
     })
     .map_err(|e| e.to_string())?;
-    eprint!("{}", strato_control::benchapi::summary(&r));
+    eprint!("{}", strato_bench::api::summary(&r));
     if args.json {
         println!("{}", r.json());
     }
@@ -226,17 +227,17 @@ fn demo(packets: u32, memory: bool) -> Result<(), String> {
     if packets == 0 {
         return Err("--packets must be at least 1".into());
     }
-    if !memory && !strato_control::netns::is_root() {
+    if !memory && !strato_control::daemon::is_root() {
         println!(
             "strato demo: not root, so no namespaces, taps or AF_XDP: running the in-memory demo \
              (as root it runs on real hosts; `--memory` chooses this one)\n"
         );
     }
-    if memory || !strato_control::netns::is_root() {
-        return strato_control::demo::run(packets).map_err(|e| e.to_string());
+    if memory || !strato_control::daemon::is_root() {
+        return strato_labs::demo::run(packets).map_err(|e| e.to_string());
     }
     let exe = std::env::current_exe().map_err(|e| format!("finding the strato binary: {e}"))?;
-    strato_control::demo::run_tenant(&exe, packets).map_err(|e| e.to_string())
+    strato_labs::demo::run_tenant(&exe, packets).map_err(|e| e.to_string())
 }
 
 fn run_daemon(path: &std::path::Path, check: bool) -> Result<(), String> {

@@ -9,17 +9,17 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use strato_control::agent::{self, source, underlay, Agent, AgentSpec, AgentStats};
-use strato_control::compiler::RuleKind;
-use strato_control::controller::{start, ControllerHandle, Running};
-use strato_control::tenant::auth::Caller;
-use strato_control::tenant::ipam::GatewaySpec;
-use strato_control::tenant::model::{InterfaceKind, LocalInterface, MacAddr, Port};
-use strato_control::tenant::service::{NetworkCreate, PortCreate, SubnetCreate};
-use strato_control::tenant::{TenantConfig, TenantService};
 use strato_datapath::port::{FrameRing, MemPort, Port as DpPort, PortKind};
 use strato_datapath::worker::WorkerConfig;
 use strato_flowtable::pipeline::{Pipeline, PortEnv};
+use strato_overlay::agent::{self, source, underlay, Agent, AgentSpec, AgentStats};
+use strato_overlay::compiler::RuleKind;
+use strato_switch::controller::{start, ControllerHandle, Running};
+use strato_tenant::auth::Caller;
+use strato_tenant::ipam::GatewaySpec;
+use strato_tenant::model::{InterfaceKind, LocalInterface, MacAddr, Port};
+use strato_tenant::service::{NetworkCreate, PortCreate, SubnetCreate};
+use strato_tenant::{TenantConfig, TenantService};
 
 const UNDERLAY: u32 = 100;
 const TUNNEL: u32 = 4789;

@@ -2,7 +2,7 @@
 //! a temporary directory, controller with memory ports and the tenant agent) completes, and its
 //! `--json` object has exactly the five keys, each a number greater than zero.
 
-use strato_control::benchapi::{run, summary, BenchApiArgs};
+use strato_bench::api::{run, summary, BenchApiArgs};
 
 #[test]
 fn bench_api_smoke() {

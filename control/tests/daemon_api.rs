@@ -72,7 +72,7 @@ fn wait_up(agent: &ureq::Agent, base: &str) {
 
 #[test]
 fn daemon_serves_the_api_and_restores_it_after_a_restart() {
-    strato_control::skip_unless_root!("daemon_serves_the_api_and_restores_it_after_a_restart");
+    strato_labs::skip_unless_root!("daemon_serves_the_api_and_restores_it_after_a_restart");
     let dir = std::env::temp_dir().join(format!("strato-daemon-api-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();

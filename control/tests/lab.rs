@@ -6,7 +6,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use strato_control::netns;
+use strato_labs::netns;
 
 const STRATO: &str = env!("CARGO_BIN_EXE_strato");
 

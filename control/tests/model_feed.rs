@@ -10,11 +10,11 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use strato_control::agent::remote::{follow, RemoteError};
-use strato_control::agent::source::{vteps_of, ModelUpdate, Wake};
-use strato_control::tenant::config::{HostSpec, Role, TokenSpec};
-use strato_control::tenant::model::{Change, ChangeEvent, Snapshot};
-use strato_control::tenant::{ApiServer, TenantConfig, TenantService};
+use strato_overlay::agent::remote::{follow, RemoteError};
+use strato_overlay::agent::source::{ModelUpdate, Wake};
+use strato_tenant::config::{HostSpec, Role, TokenSpec};
+use strato_tenant::model::{Change, ChangeEvent, Snapshot};
+use strato_tenant::{ApiServer, TenantConfig, TenantService};
 
 static N: AtomicU32 = AtomicU32::new(0);
 
@@ -195,7 +195,7 @@ fn next(rx: &Receiver<ModelUpdate>) -> ModelUpdate {
 
 fn expect_reset(
     rx: &Receiver<ModelUpdate>,
-) -> (Snapshot, Vec<strato_control::agent::source::Vtep>) {
+) -> (Snapshot, Vec<strato_overlay::agent::source::Vtep>) {
     match next(rx) {
         ModelUpdate::Reset { snapshot, hosts } => (snapshot, hosts),
         other => panic!("expected a Reset, got {other:?}"),
@@ -250,7 +250,7 @@ fn follow_sends_a_reset_then_every_change_in_order() {
     assert_eq!(snap.seq, 1);
     assert_eq!(snap.networks.len(), 1);
     assert_eq!(snap.networks[0].id, net0);
-    assert_eq!(hosts, vteps_of(&e.svc));
+    assert_eq!(hosts, e.svc.vteps());
     assert_eq!(hosts.len(), 2);
 
     // What the service commits from here on, straight from its own feed.

@@ -5,12 +5,12 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::process::Command;
 use std::time::Duration;
-use strato_control::controller::start;
-use strato_control::ofchannel::{listen, listen_with, OfConfig};
-use strato_control::openflow::v13::{Body, ErrorMsg, Message};
 use strato_datapath::worker::WorkerConfig;
 use strato_flowtable::key::Field;
 use strato_flowtable::pipeline::{Action, OfPort, Pipeline, PortEnv};
+use strato_openflow::v13::{Body, ErrorMsg, Message};
+use strato_switch::controller::start;
+use strato_switch::ofchannel::{listen, listen_with, OfConfig};
 
 fn have_ofctl() -> bool {
     Command::new("ovs-ofctl").arg("--version").output().is_ok()

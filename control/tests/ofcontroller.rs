@@ -9,17 +9,17 @@ use std::net::{TcpListener, TcpStream};
 use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use strato_control::controller::{start, Running};
-use strato_control::daemon::FailMode;
-use strato_control::learning::BASE_COOKIE;
-use strato_control::ofchannel::{self, OfConfig};
-use strato_control::openflow::v13::{
-    Action, Body, ErrorMsg, FlowMod, HelloElem, Instruction, Match, Message, Oxm, OxmField,
-    PacketOut,
-};
 use strato_datapath::port::{FrameRing, MemPort, Port, PortKind};
 use strato_datapath::worker::WorkerConfig;
 use strato_flowtable::pipeline::{Pipeline, PortEnv};
+use strato_openflow::v13::{
+    Action, Body, ErrorMsg, FlowMod, HelloElem, Instruction, Match, Message, Oxm, OxmField,
+    PacketOut,
+};
+use strato_switch::controller::{start, Running};
+use strato_switch::learning::BASE_COOKIE;
+use strato_switch::ofchannel::FailMode;
+use strato_switch::ofchannel::{self, ControllerOpenFlow, OfConfig};
 
 const WAIT: Duration = Duration::from_secs(10);
 

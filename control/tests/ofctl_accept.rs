@@ -41,7 +41,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
-use strato_control::netns::{self, Netns};
+use strato_labs::netns::{self, Netns};
 
 const STRATO: &str = env!("CARGO_BIN_EXE_strato");
 /// The OpenFlow listener port in both switch namespaces (each namespace has its own loopback,

@@ -6,8 +6,8 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
-use strato_control::tenant::config::{HostSpec, Role, TokenSpec};
-use strato_control::tenant::{ApiServer, TenantConfig, TenantService};
+use strato_tenant::config::{HostSpec, Role, TokenSpec};
+use strato_tenant::{ApiServer, TenantConfig, TenantService};
 
 const VENV: &str = "/var/cache/strato/openstack-venv";
 

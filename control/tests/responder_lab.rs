@@ -28,9 +28,9 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use etherparse::{Icmpv4Type, Icmpv6Type, NetSlice, PacketBuilder, SlicedPacket, TransportSlice};
-use strato_control::netns::{self, Netns};
-use strato_control::responder::dhcp::{DhcpConfig, DhcpOutcome, DhcpServer, HostRoute};
-use strato_control::responder::{arp, nd, Mac};
+use strato_labs::netns::{self, Netns};
+use strato_overlay::responder::dhcp::{DhcpConfig, DhcpOutcome, DhcpServer, HostRoute};
+use strato_overlay::responder::{arp, nd, Mac};
 
 const CLIENT_MAC: Mac = [0x02, 0x5e, 0x00, 0x00, 0x00, 0x10];
 const SERVER_MAC: Mac = [0x02, 0x5e, 0x00, 0x00, 0x00, 0x02];
@@ -87,7 +87,7 @@ fn dhcp_lookup(mac: Mac) -> Option<Ipv4Addr> {
     (mac == CLIENT_MAC).then_some(CLIENT_IP)
 }
 
-use strato_control::netns::packet_socket;
+use strato_labs::netns::packet_socket;
 
 /// Receives one frame that came in (not one this socket sent); `None` on timeout.
 fn recv_incoming(fd: &OwnedFd, buf: &mut [u8]) -> Option<usize> {
@@ -212,7 +212,7 @@ impl Responder {
                         captured = true;
                     }
                 }
-                if d != DhcpOutcome::Ignored(strato_control::responder::dhcp::IgnoreReason::NotDhcp)
+                if d != DhcpOutcome::Ignored(strato_overlay::responder::dhcp::IgnoreReason::NotDhcp)
                 {
                     count(format!("dhcp.{}", d.name()));
                     if let Some(r) = d.into_reply() {
@@ -330,7 +330,7 @@ fn env_of(dir: &Path, event: &str) -> BTreeMap<String, String> {
 
 #[test]
 fn real_clients_resolve_and_configure_through_the_responders() {
-    strato_control::skip_unless_root!("real_clients_resolve_and_configure_through_the_responders");
+    strato_labs::skip_unless_root!("real_clients_resolve_and_configure_through_the_responders");
     let udhcpc: Vec<&str> = if have("udhcpc") {
         vec!["udhcpc"]
     } else if have("busybox") {

@@ -34,8 +34,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
-use strato_control::lab::Topology;
-use strato_control::netns::{self, Netns};
+use strato_labs::lab::Topology;
+use strato_labs::netns::{self, Netns};
 
 const STRATO: &str = env!("CARGO_BIN_EXE_strato");
 const VENV: &str = "/var/cache/strato/osken-venv";

@@ -8,8 +8,8 @@ use std::collections::HashSet;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
-use strato_control::tenant::config::{HostSpec, Role, TokenSpec};
-use strato_control::tenant::{ApiServer, TenantConfig, TenantService};
+use strato_tenant::config::{HostSpec, Role, TokenSpec};
+use strato_tenant::{ApiServer, TenantConfig, TenantService};
 
 static N: AtomicU32 = AtomicU32::new(0);
 
@@ -1857,7 +1857,7 @@ fn change_feed_follows_the_api() {
         404,
         "NetworkNotFound",
     );
-    use strato_control::tenant::Change;
+    use strato_tenant::Change;
     let evs: Vec<_> = sub.events.try_iter().collect();
     assert_eq!(evs.iter().map(|e| e.seq).collect::<Vec<_>>(), [1, 2, 3, 4]);
     assert!(matches!(&evs[0].change, Change::NetworkUpserted(n) if n.id == nid));
@@ -1883,7 +1883,7 @@ fn measure_api() {
     let _ = std::fs::remove_dir_all(&dir);
     let mut cfg = config();
     if std::env::var("STRATO_API_SYNC").as_deref() == Ok("full") {
-        cfg.sync = strato_control::tenant::config::SyncMode::Full;
+        cfg.sync = strato_tenant::config::SyncMode::Full;
     }
     let e = Arc::new(Env::at(dir, cfg.clone()));
     let nid = s(&e.network(A, json!({}))["id"]).to_string();

@@ -37,7 +37,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use etherparse::{NetSlice, SlicedPacket, TransportSlice};
 use serde_json::{json, Value};
-use strato_control::netns::{self, Netns};
+use strato_labs::netns::{self, Netns};
 
 const TOKEN: &str = "tenant-daemon-provider";
 const API: &str = "127.0.0.1:9696";
@@ -224,7 +224,7 @@ impl Drop for Lab {
 
 /// Runs `f` on a thread that entered namespace `ns` (setns only changes that thread).
 fn in_ns<T: Send>(ns: &str, f: impl FnOnce() -> T + Send) -> T {
-    strato_control::netns::in_netns(ns, f).unwrap_or_else(|e| panic!("entering {ns}: {e}"))
+    strato_labs::netns::in_netns(ns, f).unwrap_or_else(|e| panic!("entering {ns}: {e}"))
 }
 
 fn agent() -> ureq::Agent {
@@ -358,7 +358,7 @@ fn rx_packets(ns: &Netns, dev: &str) -> u64 {
 
 /// An AF_PACKET socket on `ifname` inside `ns`.
 fn packet_socket(ns: &str, ifname: &str) -> OwnedFd {
-    strato_control::netns::packet_socket(ns, ifname)
+    strato_labs::netns::packet_socket(ns, ifname)
         .unwrap_or_else(|e| panic!("packet socket on {ifname} in {ns}: {e}"))
 }
 
@@ -517,9 +517,7 @@ fn port_body(net: &str, i: usize) -> Value {
 
 #[test]
 fn tenant_daemon_scale_restart_spoofing_suppression_and_delete() {
-    strato_control::skip_unless_root!(
-        "tenant_daemon_scale_restart_spoofing_suppression_and_delete"
-    );
+    strato_labs::skip_unless_root!("tenant_daemon_scale_restart_spoofing_suppression_and_delete");
     let nports: usize = std::env::var("STRATO_TENANT_DAEMON_PORTS")
         .ok()
         .and_then(|v| v.parse().ok())

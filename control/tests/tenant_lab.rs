@@ -14,9 +14,9 @@
 
 use std::net::Ipv4Addr;
 use std::time::Duration;
-use strato_control::demo::{tenant_lab, TENANT_VMS};
-use strato_control::hvlab::{self, Attach, HvLab, LabConfig};
-use strato_control::netns;
+use strato_labs::demo::{tenant_lab, TENANT_VMS};
+use strato_labs::hvlab::{self, Attach, HvLab, LabConfig};
+use strato_labs::netns;
 
 fn exe() -> &'static str {
     env!("CARGO_BIN_EXE_strato")
@@ -36,7 +36,7 @@ fn add_vm(lab: &mut HvLab, vm: &str, host: &str, attach: Attach, id: &str) {
 
 #[test]
 fn lab_comes_up_and_tears_down() {
-    strato_control::skip_unless_root!("lab_comes_up_and_tears_down");
+    strato_labs::skip_unless_root!("lab_comes_up_and_tears_down");
     let mut cfg = LabConfig::new(exe(), 2, 1);
     cfg.tenants = vec!["red".into()];
     let prefix;
@@ -119,7 +119,7 @@ fn lab_comes_up_and_tears_down() {
 
 #[test]
 fn tenants_get_dhcp_and_stay_isolated_across_hosts() {
-    strato_control::skip_unless_root!("tenants_get_dhcp_and_stay_isolated_across_hosts");
+    strato_labs::skip_unless_root!("tenants_get_dhcp_and_stay_isolated_across_hosts");
     let (lab, _nets) =
         tenant_lab(exe().as_ref(), 0, false).unwrap_or_else(|e| panic!("tenant lab: {e}"));
     let mut addr = std::collections::BTreeMap::new();
@@ -129,7 +129,7 @@ fn tenants_get_dhcp_and_stay_isolated_across_hosts() {
             .unwrap()
             .ip
             .expect("the port has an address");
-        let (lo, hi) = strato_control::demo::tenant_pool(vm.tenant);
+        let (lo, hi) = strato_labs::demo::tenant_pool(vm.tenant);
         assert!(
             lo <= want && want <= hi,
             "{} got {want} outside its pool",
@@ -192,7 +192,7 @@ fn tenants_get_dhcp_and_stay_isolated_across_hosts() {
 
 #[test]
 fn kernel_vxlan_peer_talks_to_a_strato_vm() {
-    strato_control::skip_unless_root!("kernel_vxlan_peer_talks_to_a_strato_vm");
+    strato_labs::skip_unless_root!("kernel_vxlan_peer_talks_to_a_strato_vm");
     let mut cfg = LabConfig::new(exe(), 2, 1);
     cfg.tenants = vec!["red".into()];
     let mut lab = HvLab::build(&cfg).unwrap_or_else(|e| panic!("lab: {e}"));

@@ -8,10 +8,10 @@
 
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
-use strato_control::netns::{ip, run_prefix, veth_pair, Netns, RootLink};
 use strato_datapath::buf::BufPool;
 use strato_datapath::port::afxdp::{AfXdpConfig, AfXdpError, AfXdpPort, XdpMode, XdpModeUsed};
 use strato_datapath::port::{Port, PortKind, BURST};
+use strato_labs::netns::{ip, run_prefix, veth_pair, Netns, RootLink};
 
 const HOST_IP: [u8; 4] = [10, 77, 0, 1];
 const FAKE_IP: [u8; 4] = [10, 77, 0, 2];
@@ -175,7 +175,7 @@ fn send_one(port: &mut AfXdpPort, pool: &mut BufPool, frame: &[u8]) {
 /// then sends its queued UDP datagram to the learned MAC.
 #[test]
 fn arp_both_ways_on_a_real_veth() {
-    strato_control::skip_unless_root!("arp_both_ways_on_a_real_veth");
+    strato_labs::skip_unless_root!("arp_both_ways_on_a_real_veth");
     let l = lab(&run_prefix());
     let mut port = AfXdpPort::open(&AfXdpConfig::new(&l.sw)).unwrap();
     println!("afxdp port on {} in {} mode", l.sw, port.mode());
@@ -234,7 +234,7 @@ fn arp_both_ways_on_a_real_veth() {
 /// (2) 10k frames each way, then every UMEM frame is accounted for.
 #[test]
 fn accounting_balances_after_10k_each_way() {
-    strato_control::skip_unless_root!("accounting_balances_after_10k_each_way");
+    strato_labs::skip_unless_root!("accounting_balances_after_10k_each_way");
     const N: u32 = 10_000;
     let l = lab(&run_prefix());
     l.ns.ip(&[
@@ -353,7 +353,7 @@ fn accounting_balances_after_10k_each_way() {
 /// (3) Deleting the veth under an open port: a PortError, the port goes down, no panic.
 #[test]
 fn deleted_interface_is_a_port_error() {
-    strato_control::skip_unless_root!("deleted_interface_is_a_port_error");
+    strato_labs::skip_unless_root!("deleted_interface_is_a_port_error");
     let l = lab(&run_prefix());
     let p = AfXdpPort::open(&AfXdpConfig::new(&l.sw)).unwrap();
     let mut port = Port::new(1, l.sw.clone(), PortKind::AfXdp(Box::new(p)));
@@ -411,7 +411,7 @@ fn missing_interface_is_named() {
 /// mode, and a second socket on the same queue is "busy".
 #[test]
 fn program_removed_on_drop_and_busy_queue() {
-    strato_control::skip_unless_root!("program_removed_on_drop_and_busy_queue");
+    strato_labs::skip_unless_root!("program_removed_on_drop_and_busy_queue");
     let l = lab(&run_prefix());
     assert!(!has_xdp_prog(&xdp_shown(None, &l.sw)));
     for (mode, want) in [
@@ -461,7 +461,7 @@ fn program_removed_on_drop_and_busy_queue() {
 /// The switch end inside a namespace: opened (and dropped) from inside it.
 #[test]
 fn port_inside_a_namespace() {
-    strato_control::skip_unless_root!("port_inside_a_namespace");
+    strato_labs::skip_unless_root!("port_inside_a_namespace");
     let p = run_prefix();
     let host = Netns::new(&format!("{p}h")).unwrap();
     let swns = Netns::new(&format!("{p}w")).unwrap();
@@ -513,7 +513,7 @@ fn port_inside_a_namespace() {
 /// namespace writing as fast as bash can, the port receiving on this thread.
 #[test]
 fn rx_throughput_smoke() {
-    strato_control::skip_unless_root!("rx_throughput_smoke");
+    strato_labs::skip_unless_root!("rx_throughput_smoke");
     const N: u32 = 100_000;
     let l = lab(&run_prefix());
     l.ns.ip(&[

@@ -3,8 +3,6 @@
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use strato_control::controller::{start, Running};
-use strato_control::demo;
 use strato_datapath::port::{FrameRing, MemPort, Port, PortKind};
 use strato_datapath::stats::DropReason;
 use strato_datapath::worker::{
@@ -13,6 +11,8 @@ use strato_datapath::worker::{
 use strato_flowtable::key::{mac_to_u64, Field};
 use strato_flowtable::pipeline::{Action, OfPort, Pipeline, PortEnv, RuleFilter};
 use strato_flowtable::{DpAction, Match};
+use strato_labs::demo;
+use strato_switch::controller::{start, Running};
 
 const WAIT: Duration = Duration::from_secs(5);
 
@@ -584,11 +584,11 @@ fn vxlan_bad_input_is_counted_or_switched_as_plain_l2() {
 
 #[test]
 fn learning_switch_floods_learns_and_then_forwards() {
-    use strato_control::learning::{Learning, LEARNED_COOKIE};
+    use strato_switch::learning::{Learning, LEARNED_COOKIE};
     let sw = Switch::new(Pipeline::default(), 3, cfg());
     sw.run
         .handle
-        .call(|c| c.enable_learning(Learning::default()))
+        .call(|c| Learning::default().enable(c))
         .unwrap()
         .unwrap();
     sw.run.handle.sync().unwrap();
@@ -626,7 +626,7 @@ fn learning_switch_floods_learns_and_then_forwards() {
 
 #[test]
 fn ports_on_different_workers_reach_each_other() {
-    use strato_control::learning::Learning;
+    use strato_switch::learning::Learning;
     let mut env = PortEnv::default();
     for i in 1..=3 {
         env.add_port(i, true, true);
@@ -651,7 +651,7 @@ fn ports_on_different_workers_reach_each_other() {
             for (i, p) in ports.into_iter().enumerate() {
                 c.add_port(i % 2, p); // ports 1 and 3 on worker 0, port 2 on worker 1
             }
-            c.enable_learning(Learning::default())
+            Learning::default().enable(c)
         })
         .unwrap()
         .unwrap();

@@ -9,10 +9,10 @@
 
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
-use strato_control::netns::{ip, run_prefix, veth_pair, Netns, RootLink};
 use strato_datapath::buf::{BufPool, MAX_FRAME};
 use strato_datapath::port::tap::{TapConfig, TapError, TapPort};
 use strato_datapath::port::{Port, PortKind, BURST};
+use strato_labs::netns::{ip, run_prefix, veth_pair, Netns, RootLink};
 
 use etherparse::{
     ArpEthIpv4Packet, ArpOperation, EtherType, Icmpv4Type, NetSlice, PacketBuilder, SlicedPacket,
@@ -116,7 +116,7 @@ fn arp_of(frame: &[u8]) -> Option<ArpEthIpv4Packet> {
 /// tap's MAC.
 #[test]
 fn tap_receives_arp_from_vm() {
-    strato_control::skip_unless_root!("tap_receives_arp_from_vm");
+    strato_labs::skip_unless_root!("tap_receives_arp_from_vm");
     let p = run_prefix();
     let (tap, _guard) = open_created(&p);
     let name = tap.ifname().to_string();
@@ -213,7 +213,7 @@ fn answer(frame: &[u8]) -> Option<Vec<u8>> {
 /// succeeds through rx_burst and tx.
 #[test]
 fn ping_through_tap_port() {
-    strato_control::skip_unless_root!("ping_through_tap_port");
+    strato_labs::skip_unless_root!("ping_through_tap_port");
     let p = run_prefix();
     let (tap, _guard) = open_created(&p);
     let name = tap.ifname().to_string();
@@ -281,7 +281,7 @@ fn ping_through_tap_port() {
 /// deleted on drop; a second attach to a held tap is `Busy`.
 #[test]
 fn persistent_attach_and_created_delete() {
-    strato_control::skip_unless_root!("persistent_attach_and_created_delete");
+    strato_labs::skip_unless_root!("persistent_attach_and_created_delete");
     let p = run_prefix();
     let pers = format!("{p}p");
     let _g = RootLink(pers.clone());
@@ -324,7 +324,7 @@ fn persistent_attach_and_created_delete() {
 /// was asked for, a multi-queue tap.
 #[test]
 fn open_errors() {
-    strato_control::skip_unless_root!("open_errors");
+    strato_labs::skip_unless_root!("open_errors");
     let p = run_prefix();
     let long = format!("{p}{}", "x".repeat(16 - p.len()));
     assert_eq!(long.len(), 16);
@@ -392,7 +392,7 @@ fn open_errors() {
 /// deleting the device is reported once, then the port is quiet.
 #[test]
 fn oversize_no_buffer_and_device_gone() {
-    strato_control::skip_unless_root!("oversize_no_buffer_and_device_gone");
+    strato_labs::skip_unless_root!("oversize_no_buffer_and_device_gone");
     let p = run_prefix();
     let (mut tap, _guard) = open_created(&p);
     let name = tap.ifname().to_string();
@@ -480,7 +480,7 @@ fn oversize_no_buffer_and_device_gone() {
 /// A write error that means the device is gone takes the port down through `Port`.
 #[test]
 fn device_gone_takes_port_down() {
-    strato_control::skip_unless_root!("device_gone_takes_port_down");
+    strato_labs::skip_unless_root!("device_gone_takes_port_down");
     let p = run_prefix();
     let (tap, _guard) = open_created(&p);
     let name = tap.ifname().to_string();

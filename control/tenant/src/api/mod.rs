@@ -1,0 +1,447 @@
+//! The HTTP API (axum on a tokio runtime on the API's own threads): Neutron v2.0, the Net
+//! Objects API and strato's cloud view, over one [`TenantService`].
+//!
+//! Routes (every one but `GET /` needs a configured `X-Auth-Token`):
+//!
+//! | route | what |
+//! |---|---|
+//! | `GET /` | the versions document openstacksdk discovers (`v2.0`, CURRENT) |
+//! | `GET /v2.0` | the resources of v2.0 |
+//! | `GET /v2.0/extensions[/{alias}]` | the extensions strato implements |
+//! | `/v2.0/networks`, `/v2.0/subnets`, `/v2.0/ports` (`.json` optional) | Neutron, see [`neutron`] |
+//! | `GET /v2.0/strato/hosts[/{name}]` | cloud view: hosts, VTEPs, uplinks and the interfaces bound on each (cloud and provider tokens) |
+//! | `/tenants/{tenant}/switches.json`, `/tenants/{tenant}/switches/{id}.json` | Net Objects, see [`netobjects`] |
+//! | `GET /strato/v1/feed` | the model feed other hosts' agents long-poll (cloud and provider tokens), see [`feed`] |
+//!
+//! Contract:
+//! - Every answer is JSON; every error is `{"NeutronError": {"type", "message", "detail"}}`
+//!   with its status (also unknown routes: 404, wrong methods: 405, oversized bodies: 413).
+//! - Writes run on tokio's blocking pool and answer only after the service committed them.
+//! - [`ApiServer::start`] binds before it returns (so a busy port is an error there, and
+//!   [`ApiServer::local_addr`] is the real address); dropping the server stops it: no new
+//!   connections, in-flight requests get up to 2 s, then the runtime is shut down.
+
+pub mod body;
+pub mod feed;
+pub mod netobjects;
+pub mod neutron;
+pub mod query;
+
+use crate::auth::{Caller, Tokens};
+use crate::config::{ConfigError, TenantConfig};
+use crate::error::ApiError;
+use crate::service::{HostInfo, TenantService};
+use axum::body::Bytes;
+use axum::extract::{FromRequest, FromRequestParts, Path, Request, State};
+use axum::http::request::Parts;
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use serde_json::{json, Value};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Shared state of the handlers.
+#[derive(Debug)]
+pub struct App {
+    /// The model.
+    pub service: Arc<TenantService>,
+    /// Who may call.
+    pub tokens: Tokens,
+    /// The model feed (recent changes and the epoch).
+    pub feed: feed::Feed,
+}
+
+/// Why the server did not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The `[api]` section is invalid.
+    #[error("{0}")]
+    Config(#[from] ConfigError),
+    /// Could not listen on the address.
+    #[error("cannot listen on {addr}: {err}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        err: std::io::Error,
+    },
+    /// Could not start the runtime or its thread.
+    #[error("cannot start the API runtime: {0}")]
+    Runtime(std::io::Error),
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        if self.status() >= 500 {
+            tracing::warn!("API error: {self}");
+        }
+        let status =
+            StatusCode::from_u16(self.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let mut r = (status, axum::Json(self.body())).into_response();
+        if status == StatusCode::UNAUTHORIZED {
+            r.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Keystone uri=\"none\""),
+            );
+        }
+        r
+    }
+}
+
+/// A path extractor whose rejection is a NeutronError.
+#[derive(Debug)]
+pub struct P<T>(pub T);
+
+impl<T, S> FromRequestParts<S> for P<T>
+where
+    T: serde::de::DeserializeOwned + Send,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        Path::<T>::from_request_parts(parts, state)
+            .await
+            .map(|Path(t)| P(t))
+            .map_err(|e| ApiError::BadRequest(e.body_text()))
+    }
+}
+
+/// The raw body (at most [`body::MAX_BODY`] bytes), rejected as a NeutronError.
+#[derive(Debug)]
+pub struct RawBody(pub Bytes);
+
+impl<S: Send + Sync> FromRequest<S> for RawBody {
+    type Rejection = ApiError;
+    async fn from_request(req: Request, _state: &S) -> Result<Self, ApiError> {
+        // A declared length over the limit is refused before any of the body is read.
+        let declared = req
+            .headers()
+            .get(axum::http::header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        if declared.is_some_and(|n| n > body::MAX_BODY as u64) {
+            return Err(ApiError::BodyTooLarge(body::MAX_BODY));
+        }
+        axum::body::to_bytes(req.into_body(), body::MAX_BODY)
+            .await
+            .map(RawBody)
+            .map_err(|_| ApiError::BodyTooLarge(body::MAX_BODY))
+    }
+}
+
+/// The caller of a request.
+pub fn caller(app: &App, headers: &HeaderMap) -> Result<Caller, ApiError> {
+    app.tokens
+        .caller(headers.get("x-auth-token").map(HeaderValue::as_bytes))
+}
+
+/// `http://<Host>` of the request (for links).
+pub fn base_url(headers: &HeaderMap) -> String {
+    let host = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .filter(|h| {
+            !h.is_empty()
+                && h.bytes()
+                    .all(|c| c.is_ascii_alphanumeric() || b".-:[]_".contains(&c))
+        })
+        .unwrap_or("localhost");
+    format!("http://{host}")
+}
+
+/// `http://<Host>/v2.0/<collection>`.
+pub fn collection_url(headers: &HeaderMap, collection: &str) -> String {
+    format!("{}/v2.0/{collection}", base_url(headers))
+}
+
+/// Runs a service call on the blocking pool.
+pub async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| ApiError::Internal(format!("worker failed: {e}")))?
+}
+
+/// 200 with a JSON body.
+pub fn json_ok(v: Value) -> Response {
+    (StatusCode::OK, axum::Json(v)).into_response()
+}
+
+/// 201 with a JSON body.
+pub fn created(v: Value) -> Response {
+    (StatusCode::CREATED, axum::Json(v)).into_response()
+}
+
+/// 204.
+pub fn no_content() -> Response {
+    StatusCode::NO_CONTENT.into_response()
+}
+
+async fn versions(headers: HeaderMap) -> Response {
+    let href = format!("{}/v2.0/", base_url(&headers));
+    json_ok(json!({"versions": [{
+        "id": "v2.0",
+        "status": "CURRENT",
+        "links": [{"href": href, "rel": "self"}],
+    }]}))
+}
+
+async fn v2_root(State(app): State<Arc<App>>, headers: HeaderMap) -> Result<Response, ApiError> {
+    caller(&app, &headers)?;
+    let base = base_url(&headers);
+    let res: Vec<Value> = [
+        ("network", "networks"),
+        ("subnet", "subnets"),
+        ("port", "ports"),
+    ]
+    .iter()
+    .map(|(n, c)| {
+        json!({"name": n, "collection": c,
+                   "links": [{"href": format!("{base}/v2.0/{c}"), "rel": "self"}]})
+    })
+    .collect();
+    Ok(json_ok(json!({ "resources": res })))
+}
+
+/// The extensions strato implements: (alias, name, description).
+pub const EXTENSIONS: &[(&str, &str, &str)] = &[
+    ("project-id", "project_id field enabled", "Extension that indicates that project_id is enabled."),
+    ("provider", "Provider Network", "Expose mapping of virtual networks to physical networks (vxlan)."),
+    ("binding", "Port Binding", "Expose port bindings of a virtual port (host and strato's local interface in binding:profile)."),
+    ("pagination", "Pagination support", "Extension that indicates that pagination is enabled."),
+    ("sorting", "Sorting support", "Extension that indicates that sorting is enabled."),
+    ("filter-validation", "Filter parameters validation", "Unknown filter parameters are rejected with 400."),
+    ("sort-key-validation", "Sort keys validation", "Unknown sort keys are rejected with 400."),
+    ("standard-attr-timestamp", "Resource timestamps", "Adds created_at and updated_at fields to all Neutron resources."),
+    ("standard-attr-description", "standard-attr-description", "Extension to add descriptions to standard attributes."),
+    ("standard-attr-revisions", "Resource revision numbers", "Adds revision_number to resources."),
+    ("net-mtu", "Network MTU", "Provides MTU attribute for a network resource."),
+    ("strato-hosts", "strato hosts", "The cloud view: hosts, VTEP addresses and bound interfaces at /v2.0/strato/hosts."),
+];
+
+fn extension_json(e: &(&str, &str, &str)) -> Value {
+    json!({"alias": e.0, "name": e.1, "description": e.2,
+           "updated": "2026-11-21T00:00:00-00:00", "links": []})
+}
+
+async fn extensions(State(app): State<Arc<App>>, headers: HeaderMap) -> Result<Response, ApiError> {
+    caller(&app, &headers)?;
+    Ok(json_ok(
+        json!({"extensions": EXTENSIONS.iter().map(extension_json).collect::<Vec<_>>()}),
+    ))
+}
+
+async fn extension(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+    P(alias): P<String>,
+) -> Result<Response, ApiError> {
+    caller(&app, &headers)?;
+    let alias = neutron::strip_json(&alias);
+    EXTENSIONS
+        .iter()
+        .find(|e| e.0 == alias)
+        .map(|e| json_ok(json!({"extension": extension_json(e)})))
+        .ok_or_else(|| ApiError::not_found("Extension", alias))
+}
+
+fn host_json(h: &HostInfo) -> Value {
+    json!({
+        "name": h.name,
+        "vtep_ip": h.vtep_ip.map(|v| v.to_string()),
+        "uplinks": h.uplinks,
+        "interfaces": h.interfaces.iter().map(|b| json!({
+            "interface": b.interface.name,
+            "kind": b.interface.kind.as_str(),
+            "port_id": b.port_id,
+            "network_id": b.network_id,
+            "segmentation_id": b.vni,
+            "mac_address": b.mac_address.to_string(),
+            "status": b.status,
+        })).collect::<Vec<_>>(),
+    })
+}
+
+async fn hosts(State(app): State<Arc<App>>, headers: HeaderMap) -> Result<Response, ApiError> {
+    let c = caller(&app, &headers)?;
+    let hs = app.service.hosts(&c)?;
+    Ok(json_ok(
+        json!({"hosts": hs.iter().map(host_json).collect::<Vec<_>>()}),
+    ))
+}
+
+async fn host(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+    P(name): P<String>,
+) -> Result<Response, ApiError> {
+    let c = caller(&app, &headers)?;
+    let name = neutron::strip_json(&name);
+    let hs = app.service.hosts(&c)?;
+    hs.iter()
+        .find(|h| h.name == name)
+        .map(|h| json_ok(json!({"host": host_json(h)})))
+        .ok_or_else(|| ApiError::not_found("Host", name))
+}
+
+async fn no_route() -> ApiError {
+    ApiError::NoRoute
+}
+
+async fn bad_method(req: Request) -> ApiError {
+    ApiError::MethodNotAllowed(req.method().to_string())
+}
+
+/// The router over `app` (tests can drive it without a socket).
+pub fn router(app: Arc<App>) -> Router {
+    use neutron as n;
+    Router::new()
+        .route("/", get(versions))
+        .route("/v2.0", get(v2_root))
+        .route("/v2.0/", get(v2_root))
+        .route("/v2.0/extensions", get(extensions))
+        .route("/v2.0/extensions.json", get(extensions))
+        .route("/v2.0/extensions/{alias}", get(extension))
+        .route(
+            "/v2.0/networks",
+            get(n::list_networks).post(n::create_network),
+        )
+        .route(
+            "/v2.0/networks.json",
+            get(n::list_networks).post(n::create_network),
+        )
+        .route(
+            "/v2.0/networks/{id}",
+            get(n::show_network)
+                .put(n::update_network)
+                .delete(n::delete_network),
+        )
+        .route("/v2.0/subnets", get(n::list_subnets).post(n::create_subnet))
+        .route(
+            "/v2.0/subnets.json",
+            get(n::list_subnets).post(n::create_subnet),
+        )
+        .route(
+            "/v2.0/subnets/{id}",
+            get(n::show_subnet)
+                .put(n::update_subnet)
+                .delete(n::delete_subnet),
+        )
+        .route("/v2.0/ports", get(n::list_ports).post(n::create_port))
+        .route("/v2.0/ports.json", get(n::list_ports).post(n::create_port))
+        .route(
+            "/v2.0/ports/{id}",
+            get(n::show_port).put(n::update_port).delete(n::delete_port),
+        )
+        .route("/v2.0/strato/hosts", get(hosts))
+        .route("/v2.0/strato/hosts.json", get(hosts))
+        .route("/v2.0/strato/hosts/{name}", get(host))
+        .route("/strato/v1/feed", get(feed::feed))
+        .route(
+            "/tenants/{tenant}/switches.json",
+            get(netobjects::list).post(netobjects::create),
+        )
+        .route(
+            "/tenants/{tenant}/switches/{file}",
+            get(netobjects::show)
+                .post(netobjects::update)
+                .delete(netobjects::delete),
+        )
+        .fallback(no_route)
+        .method_not_allowed_fallback(bad_method)
+        .with_state(app)
+}
+
+/// The running HTTP API; dropping it stops it.
+#[derive(Debug)]
+pub struct ApiServer {
+    addr: SocketAddr,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl ApiServer {
+    /// Validates `cfg`, binds `cfg.listen` and serves `service` on `cfg.threads` threads.
+    pub fn start(cfg: &TenantConfig, service: Arc<TenantService>) -> Result<ApiServer, StartError> {
+        cfg.validate()?;
+        let listener = std::net::TcpListener::bind(cfg.listen).map_err(|err| StartError::Bind {
+            addr: cfg.listen,
+            err,
+        })?;
+        let addr = listener.local_addr().map_err(StartError::Runtime)?;
+        listener
+            .set_nonblocking(true)
+            .map_err(StartError::Runtime)?;
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(cfg.threads)
+            .max_blocking_threads(cfg.threads.max(2) * 2)
+            .thread_name("strato-api")
+            .enable_all()
+            .build()
+            .map_err(StartError::Runtime)?;
+        let feed = feed::Feed::start(&service).map_err(StartError::Runtime)?;
+        let app = Arc::new(App {
+            service,
+            tokens: Tokens::from_config(cfg),
+            feed,
+        });
+        let closing = app.clone();
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let thread = std::thread::Builder::new()
+            .name("strato-api-main".into())
+            .spawn(move || {
+                let served = rt.block_on(async move {
+                    let listener = tokio::net::TcpListener::from_std(listener)?;
+                    let (done_tx, done_rx) = tokio::sync::oneshot::channel::<()>();
+                    let server = tokio::spawn(async move {
+                        let r = axum::serve(listener, router(app))
+                            .with_graceful_shutdown(async {
+                                let _ = done_rx.await;
+                            })
+                            .await;
+                        if let Err(e) = r {
+                            tracing::error!("tenant API server failed: {e}");
+                        }
+                    });
+                    let _ = stop_rx.await;
+                    // Long polls answer now, so the graceful shutdown does not wait for them.
+                    closing.feed.close();
+                    drop(closing);
+                    let _ = done_tx.send(());
+                    let _ = tokio::time::timeout(Duration::from_secs(2), server).await;
+                    Ok::<(), std::io::Error>(())
+                });
+                if let Err(e) = served {
+                    tracing::error!("tenant API server failed: {e}");
+                }
+                rt.shutdown_timeout(Duration::from_secs(1));
+            })
+            .map_err(StartError::Runtime)?;
+        tracing::info!("tenant API listening on http://{addr}");
+        Ok(ApiServer {
+            addr,
+            stop: Some(stop_tx),
+            thread: Some(thread),
+        })
+    }
+
+    /// Where it listens.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+}
+
+impl Drop for ApiServer {
+    fn drop(&mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
