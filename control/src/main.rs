@@ -16,7 +16,7 @@ struct Cli {
 enum Cmd {
     /// Run the switch daemon in the foreground (until SIGINT/SIGTERM).
     Run {
-        /// The config file (TOML: [daemon], [bridge], [[port]]; see control/README.md).
+        /// The config file (TOML: `[daemon]`, `[bridge]`, `[[port]]`; see the README).
         #[arg(long, value_name = "FILE")]
         config: std::path::PathBuf,
         /// Check the config file and exit.
@@ -35,7 +35,7 @@ enum Cmd {
     Bench(BenchCmd),
     /// The demo: two hypervisor hosts, two tenants on the same CIDR, VXLAN between them.
     ///
-    /// As root: a real lab of namespaces (two hosts each running `strato run` with a [tenant]
+    /// As root: a real lab of namespaces (two hosts each running `strato run` with a `[tenant]`
     /// section, four VMs on taps and veths, DHCP, pings inside and across tenants, counters),
     /// torn down at the end. Not root, or with --memory: the same topology in memory.
     Demo {

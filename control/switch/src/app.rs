@@ -80,7 +80,7 @@ pub struct Punt<'a> {
     /// Port it arrived on.
     pub in_port: PortNo,
     /// The upcall (its cookie is one the app owns).
-    pub kind: &'a UpcallKind,
+    pub kind: UpcallKind,
     /// The frame.
     pub frame: &'a [u8],
 }
@@ -91,7 +91,7 @@ impl Punt<'_> {
         PacketIn {
             worker: self.worker,
             in_port: self.in_port,
-            kind: self.kind.clone(),
+            kind: self.kind,
             frame: self.frame.to_vec(),
         }
     }

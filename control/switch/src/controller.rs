@@ -751,7 +751,7 @@ impl Controller {
                     let punt = Punt {
                         worker: u.worker,
                         in_port: u.in_port,
-                        kind: &u.kind,
+                        kind: u.kind,
                         frame: u.frame.bytes(),
                     };
                     self.with_app(i, |a, c| a.packet_in(c, punt));
