@@ -69,6 +69,20 @@ venv openstack-venv openstack openstacksdk python-openstackclient
 
 command -v cargo >/dev/null || { say "cargo not found: install the Rust toolchain (rustup) first"; exit 1; }
 
+# The test suite's gates need rustfmt and clippy (rustup components; a minimal profile lacks them).
+for comp in rustfmt clippy; do
+  sub=fmt; [ "$comp" = clippy ] && sub=clippy
+  if cargo "$sub" --version >/dev/null 2>&1; then
+    say "$comp present"
+  elif command -v rustup >/dev/null; then
+    say "installing the $comp component (rustup)"
+    rustup component add "$comp" || { sleep 5; rustup component add "$comp"; }
+    say "installed $comp"
+  else
+    say "$comp missing and no rustup to install it: install it and re-run"; exit 1
+  fi
+done
+
 if [[ " $* " == *" --fuzz "* ]]; then
   if ! cargo fuzz --help >/dev/null 2>&1; then
     say "installing cargo-fuzz (crates.io)"

@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite, from a fresh clone: installs what is missing, then
+#   0. checks the gates: `cargo fmt --check`, `cargo clippy --workspace --all-targets -D warnings`,
+#      `cargo doc --workspace --no-deps` with warnings denied,
 #   1. builds everything and runs every unit, property, scenario test and criterion bench smoke
 #      (cargo test --workspace --all-targets),
 #   2. fuzzes the packet parsers for a bounded time (FUZZ_SECONDS per target, default 30),
@@ -26,6 +28,15 @@ echo "disk: $(free_gib) GiB free where the build goes ($T); a fresh run needs ab
 
 stage "bootstrap"
 scripts/bootstrap.sh --fuzz
+
+stage "gate: cargo fmt --all --check"
+if cargo fmt --all --check; then ok "fmt"; else bad "fmt (run \`cargo fmt --all\`)"; fi
+
+stage "gate: cargo clippy --workspace --all-targets -- -D warnings"
+if cargo clippy --workspace --all-targets -- -D warnings; then ok "clippy"; else bad "clippy"; fi
+
+stage "gate: cargo doc --workspace --no-deps (warnings denied)"
+if RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps; then ok "doc"; else bad "doc"; fi
 
 stage "cargo test --workspace --all-targets"
 if cargo test --workspace --all-targets --no-fail-fast; then ok "cargo test"; else bad "cargo test"; fi

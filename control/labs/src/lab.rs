@@ -75,14 +75,14 @@ pub enum LabCmd {
     /// use it. Needs root. Refuses a lab that is already up.
     ///
     /// The file format is documented in labs/README.md (examples: labs/tri.toml,
-    /// labs/pair.toml). The daemon runs in namespace <name>-sw; its config, control socket,
-    /// log and pid are in /run/strato-lab/<name>/.
+    /// labs/pair.toml). The daemon runs in namespace NAME-sw; its config, control socket,
+    /// log and pid are in /run/strato-lab/NAME/.
     Up {
         /// The topology file (TOML).
         file: PathBuf,
     },
     /// Tear the lab in FILE down: stop its daemon (SIGTERM, SIGKILL after 5 s), delete its
-    /// namespaces, leftover interfaces named <name>-* and its run directory. Safe to repeat.
+    /// namespaces, leftover interfaces named NAME-* and its run directory. Safe to repeat.
     Down {
         /// The topology file (TOML) the lab was built from (only its `name` is used).
         file: PathBuf,

@@ -4,7 +4,7 @@
 //! - Everything is created under a caller-chosen prefix (labs use the lab's name; tests use
 //!   [`run_prefix`], unique per process and run), so nothing outside what we made is touched.
 //! - [`Netns`] deletes its namespace when dropped (also when a test panics), which also
-//!   deletes the veth ends inside it. [`Lab`] groups them and removes leftovers of the same prefix.
+//!   deletes the veth ends inside it. `Lab` groups them and removes leftovers of the same prefix.
 //! - Traffic is only ever sent inside namespaces made here: helpers take a namespace.
 //! - Errors carry the command and its stderr, so a failed lab says what failed and why.
 

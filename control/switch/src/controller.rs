@@ -8,7 +8,7 @@
 //! - It keeps a mirror of every megaflow it installed per worker. After any pipeline change it
 //!   re-translates each mirrored megaflow and sends the worker one `Revalidate` command carrying
 //!   the new version (keep / new actions / delete for each). Workers never use an entry older
-//!   than the version they were told about. [`Controller::sync`] waits until every worker has
+//!   than the version they were told about. [`ControllerHandle::sync`] waits until every worker has
 //!   applied everything sent before it (barrier semantics).
 //! - Commands that do not fit a worker's bounded queue wait in a per-worker backlog in order:
 //!   nothing accepted is dropped, and the controller never blocks a worker.
@@ -1048,7 +1048,7 @@ const STOP_DEADLINE: Duration = Duration::from_secs(5);
 impl Drop for Controller {
     /// Stops every worker (after the commands already queued for it) and joins it, so every
     /// port is closed and every XDP program removed, however the controller thread ends. Bounded:
-    /// a worker that died is skipped, and nothing waits longer than [`STOP_DEADLINE`].
+    /// a worker that died is skipped, and nothing waits longer than `STOP_DEADLINE` (5 s).
     fn drop(&mut self) {
         let deadline = Instant::now() + STOP_DEADLINE;
         for w in &mut self.workers {

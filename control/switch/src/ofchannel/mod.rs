@@ -98,7 +98,7 @@ impl Default for OfConfig {
 /// Errors setting up listeners or controllers.
 #[derive(Debug, thiserror::Error)]
 pub enum OfChannelError {
-    /// bad OpenFlow address `{0}`: use ptcp:[PORT][:IP], punix:PATH or tcp:HOST[:PORT]
+    /// bad OpenFlow address `{0}`: use `ptcp:[PORT][:IP]`, `punix:PATH` or `tcp:HOST[:PORT]`
     #[error("bad OpenFlow address `{0}`: use ptcp:[PORT][:IP], punix:PATH or tcp:HOST[:PORT]")]
     BadAddress(String),
     /// `{0}` is a {1} address here: listeners take ptcp:/punix:, controllers take tcp:
