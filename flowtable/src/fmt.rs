@@ -1,6 +1,7 @@
 //! Text forms of field values, in the style of `ovs-ofctl dump-flows`.
 
-use crate::key::{u64_to_mac, Field};
+use crate::key::Field;
+use crate::mac::MacAddr;
 use core::fmt;
 use std::net::{Ipv4Addr, Ipv6Addr};
 
@@ -12,14 +13,7 @@ impl fmt::Display for FieldValue {
         use Field::*;
         let v = self.1;
         match self.0 {
-            EthSrc | EthDst | ArpSha | ArpTha => {
-                let m = u64_to_mac(v as u64);
-                write!(
-                    f,
-                    "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
-                    m[0], m[1], m[2], m[3], m[4], m[5]
-                )
-            }
+            EthSrc | EthDst | ArpSha | ArpTha => write!(f, "{}", MacAddr::from_u64(v as u64)),
             Ipv4Src | Ipv4Dst | ArpSpa | ArpTpa | TunIpv4Src | TunIpv4Dst => {
                 write!(f, "{}", Ipv4Addr::from(v as u32))
             }

@@ -17,7 +17,6 @@ use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::net::IpAddr;
-use std::str::FromStr;
 
 /// The segment type of a network (only VXLAN for now; VLAN comes with provider VLANs).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -143,73 +142,7 @@ impl Subnet {
     }
 }
 
-/// A MAC address (stored and printed as lowercase `aa:bb:cc:dd:ee:ff`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct MacAddr(pub [u8; 6]);
-
-impl MacAddr {
-    /// As a 48-bit number.
-    pub fn to_u64(self) -> u64 {
-        self.0.iter().fold(0u64, |a, b| (a << 8) | u64::from(*b))
-    }
-    /// From the low 48 bits of `v`.
-    pub fn from_u64(v: u64) -> MacAddr {
-        let b = v.to_be_bytes();
-        MacAddr([b[2], b[3], b[4], b[5], b[6], b[7]])
-    }
-    /// Group (multicast/broadcast) bit set.
-    pub fn is_multicast(self) -> bool {
-        self.0[0] & 1 != 0
-    }
-}
-
-impl fmt::Display for MacAddr {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let m = self.0;
-        write!(
-            f,
-            "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
-            m[0], m[1], m[2], m[3], m[4], m[5]
-        )
-    }
-}
-
-/// A MAC string that is not six hex octets separated by `:`.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
-#[error("'{0}' is not a valid MAC address")]
-pub struct BadMac(pub String);
-
-impl FromStr for MacAddr {
-    type Err = BadMac;
-    fn from_str(s: &str) -> Result<Self, BadMac> {
-        let mut out = [0u8; 6];
-        let mut n = 0;
-        for part in s.split(':') {
-            if n == 6 || part.len() != 2 || !part.bytes().all(|c| c.is_ascii_hexdigit()) {
-                return Err(BadMac(s.to_string()));
-            }
-            out[n] = u8::from_str_radix(part, 16).map_err(|_| BadMac(s.to_string()))?;
-            n += 1;
-        }
-        if n != 6 {
-            return Err(BadMac(s.to_string()));
-        }
-        Ok(MacAddr(out))
-    }
-}
-
-impl Serialize for MacAddr {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(self)
-    }
-}
-
-impl<'de> Deserialize<'de> for MacAddr {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = String::deserialize(d)?;
-        s.parse().map_err(serde::de::Error::custom)
-    }
-}
+pub use strato_flowtable::mac::{BadMac, MacAddr};
 
 /// One fixed IP of a port.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
