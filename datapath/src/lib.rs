@@ -1,6 +1,8 @@
 //! strato's datapath: the fast path that moves packets.
 //!
 //! - [`buf`]: packet buffers with headroom and the per-worker pool.
+//! - [`wire`]: checked zero-copy header views (Ethernet, VLAN, ARP, IPv4, IPv6, UDP, TCP,
+//!   SCTP, ICMP, VXLAN) and the Internet checksum, shared by extract and exec.
 //! - [`extract`]: frame -> flow key, fast; checked against etherparse.
 //! - [`exec`]: datapath actions on buffers (set-field with checksum updates, VLAN, dec_ttl,
 //!   VXLAN encap/decap).
@@ -14,6 +16,7 @@ pub mod exec;
 pub mod extract;
 pub mod port;
 pub mod stats;
+pub mod wire;
 pub mod worker;
 
 pub use stats::DropReason;
