@@ -3,7 +3,8 @@
 //!
 //! The worker walks a megaflow's [`strato_flowtable::DpAction`] list and calls one function here
 //! per action; outputs and clones are the worker's business. Headers are located with cheap
-//! bounds-checked reads (no etherparse on this path; it is the reference in the tests).
+//! [`crate::wire`] views (no etherparse on this path; it is the reference in the tests): every
+//! offset and protocol number comes from there.
 //!
 //! Contract (the semantics of `flowtable::dpaction`):
 //! - No function panics or allocates on any bytes. Every `Err` leaves the buffer unchanged.
@@ -58,191 +59,39 @@
 use crate::buf::Buf;
 use crate::extract::TunnelMeta;
 use crate::stats::DropReason;
-use strato_flowtable::key::Field;
-use strato_flowtable::tunnel::{
-    udp_src_port, TunnelPush, VXLAN_FLAG_I, VXLAN_IPV4_HDR_LEN, VXLAN_IPV6_HDR_LEN,
+use crate::wire::{
+    arp, checksum, ethernet, ethertype, icmp, ip_proto, ipv4, ipv6, sctp, tcp, udp, vlan, vxlan,
 };
+use strato_flowtable::key::Field;
+use strato_flowtable::tunnel::{udp_src_port, TunnelPush, VXLAN_IPV4_HDR_LEN, VXLAN_IPV6_HDR_LEN};
 
-const ETH_HLEN: usize = 14;
-const ETH_P_IPV4: u16 = 0x0800;
-const ETH_P_IPV6: u16 = 0x86dd;
-const ETH_P_ARP: u16 = 0x0806;
-const ETH_P_RARP: u16 = 0x8035;
-const ETH_P_8021Q: u16 = 0x8100;
-const ETH_P_8021AD: u16 = 0x88a8;
-
-const PROTO_ICMP: u8 = 1;
-const PROTO_TCP: u8 = 6;
-const PROTO_UDP: u8 = 17;
-const PROTO_ICMPV6: u8 = 58;
-const PROTO_SCTP: u8 = 132;
-
-const ICMPV6_NS: u8 = 135;
-const ICMPV6_NA: u8 = 136;
+pub use crate::wire::sctp::crc32c;
 
 /// UDP + VXLAN header bytes.
-const UDP_VXLAN_LEN: usize = 16;
+const UDP_VXLAN_LEN: usize = udp::HEADER_LEN + vxlan::HEADER_LEN;
+/// Where the UDP header starts in an IPv4 VXLAN template (its IP header has no options).
+const TPL4_UDP: usize = ethernet::HEADER_LEN + ipv4::HEADER_LEN;
+/// Where the UDP header starts in an IPv6 VXLAN template.
+const TPL6_UDP: usize = ethernet::HEADER_LEN + ipv6::HEADER_LEN;
+/// Most IPv6 extension headers skipped to reach the upper layer.
+const MAX_IPV6_EXT_HEADERS: usize = 8;
 
-// ---------------------------------------------------------------------------------------------
-// Byte helpers (callers check bounds first).
-
+/// The bytes from `off` on (empty when `off` is past the end).
 #[inline(always)]
-fn be16(d: &[u8], at: usize) -> u16 {
-    u16::from_be_bytes([d[at], d[at + 1]])
+fn from(d: &[u8], off: usize) -> &[u8] {
+    d.get(off..).unwrap_or_default()
 }
 
+/// The bytes from `off` on, writable (empty when `off` is past the end).
 #[inline(always)]
-fn put16(d: &mut [u8], at: usize, v: u16) {
-    d[at..at + 2].copy_from_slice(&v.to_be_bytes());
-}
-
-#[inline(always)]
-fn is_vlan_tpid(t: u16) -> bool {
-    t == ETH_P_8021Q || t == ETH_P_8021AD
-}
-
-// ---------------------------------------------------------------------------------------------
-// Internet checksum (RFC 1071) and incremental update (RFC 1624).
-
-#[inline(always)]
-fn be64(c: &[u8]) -> u64 {
-    u64::from_be_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]])
-}
-
-/// One's-complement 64-bit add (end-around carry; never overflows).
-#[inline(always)]
-fn add64(a: u64, b: u64) -> u64 {
-    let (r, carry) = a.overflowing_add(b);
-    r + carry as u64
-}
-
-/// Adds `data` as big-endian 16-bit words (odd tail padded with zero) to `acc` (< 2^34).
-/// Works on 64-bit words in two independent carry chains (the one's-complement sum is the same
-/// modulo 0xffff for any word size that is a multiple of 16 bits). Returns a value < 2^34.
-#[inline(always)]
-fn sum_bytes(acc: u64, data: &[u8]) -> u64 {
-    let (mut s0, mut s1) = (acc, 0u64);
-    let mut c16 = data.chunks_exact(16);
-    for c in &mut c16 {
-        s0 = add64(s0, be64(&c[..8]));
-        s1 = add64(s1, be64(&c[8..]));
-    }
-    let mut s = add64(s0, s1);
-    let rest = c16.remainder();
-    let mut c2 = rest.chunks_exact(2);
-    let mut t = 0u64;
-    for c in &mut c2 {
-        t += u16::from_be_bytes([c[0], c[1]]) as u64;
-    }
-    if let [b] = c2.remainder() {
-        t += (*b as u64) << 8;
-    }
-    s = add64(s, t);
-    (s & 0xffff_ffff) + (s >> 32)
-}
-
-/// Folds an unfolded sum to 16 bits with end-around carries.
-#[inline(always)]
-fn fold(mut s: u64) -> u16 {
-    while s >> 16 != 0 {
-        s = (s & 0xffff) + (s >> 16);
-    }
-    s as u16
-}
-
-/// RFC 1624 eqn. 3: the checksum after the bytes `old` (even length) became `new`.
-#[inline(always)]
-fn csum_replace(csum: u16, old: &[u8], new: &[u8]) -> u16 {
-    let mut acc = (!csum) as u64;
-    for (o, n) in old.chunks_exact(2).zip(new.chunks_exact(2)) {
-        acc += (!u16::from_be_bytes([o[0], o[1]])) as u64;
-        acc += u16::from_be_bytes([n[0], n[1]]) as u64;
-    }
-    !fold(acc)
-}
-
-/// Updates the checksum stored at `at` for `old` -> `new`. A UDP checksum of 0 ("none") is left
-/// alone, and a computed 0 is sent as 0xffff.
-#[inline(always)]
-fn fix_csum(d: &mut [u8], at: usize, udp: bool, old: &[u8], new: &[u8]) {
-    let c = be16(d, at);
-    if udp && c == 0 {
-        return;
-    }
-    let mut n = csum_replace(c, old, new);
-    if udp && n == 0 {
-        n = 0xffff;
-    }
-    put16(d, at, n);
-}
-
-// ---------------------------------------------------------------------------------------------
-// CRC32c (Castagnoli, reflected 0x82f63b78) for SCTP.
-
-const fn crc32c_table() -> [u32; 256] {
-    let mut t = [0u32; 256];
-    let mut i = 0;
-    while i < 256 {
-        let mut c = i as u32;
-        let mut k = 0;
-        while k < 8 {
-            c = if c & 1 != 0 {
-                (c >> 1) ^ 0x82f6_3b78
-            } else {
-                c >> 1
-            };
-            k += 1;
-        }
-        t[i] = c;
-        i += 1;
-    }
-    t
-}
-
-static CRC32C: [u32; 256] = crc32c_table();
-
-#[inline]
-fn crc32c_update(mut crc: u32, data: &[u8]) -> u32 {
-    for &b in data {
-        crc = CRC32C[((crc ^ b as u32) & 0xff) as usize] ^ (crc >> 8);
-    }
-    crc
-}
-
-/// CRC32c of `data` (initial value and final xor 0xffffffff), as SCTP and iSCSI use it.
-pub fn crc32c(data: &[u8]) -> u32 {
-    !crc32c_update(!0, data)
-}
-
-/// Recomputes the SCTP checksum of the SCTP packet `sctp` (>= 12 bytes, checked by the caller).
-fn sctp_fix(sctp: &mut [u8]) {
-    let mut crc = crc32c_update(!0, &sctp[..8]);
-    crc = crc32c_update(crc, &[0; 4]);
-    crc = !crc32c_update(crc, &sctp[12..]);
-    sctp[8..12].copy_from_slice(&crc.to_le_bytes());
+fn from_mut(d: &mut [u8], off: usize) -> &mut [u8] {
+    d.get_mut(off..).unwrap_or_default()
 }
 
 // ---------------------------------------------------------------------------------------------
 // Header location.
 
-/// L3 offset and ethertype after at most one VLAN tag; `None` when shorter than the headers.
-#[inline(always)]
-fn l2(d: &[u8]) -> Option<(usize, u16)> {
-    if d.len() < ETH_HLEN {
-        return None;
-    }
-    let et = be16(d, 12);
-    if is_vlan_tpid(et) {
-        if d.len() < ETH_HLEN + 4 {
-            return None;
-        }
-        Some((ETH_HLEN + 4, be16(d, 16)))
-    } else {
-        Some((ETH_HLEN, et))
-    }
-}
-
-/// A usable IP header and where its upper layer is.
+/// A usable IP header and where its upper layer is (offsets into the frame).
 #[derive(Clone, Copy, Debug)]
 struct Ip {
     /// Offset of the IP header.
@@ -262,9 +111,27 @@ struct Ip {
     rt_dst: bool,
 }
 
+impl Ip {
+    /// The IP packet (header to `end`).
+    #[inline(always)]
+    fn packet<'a>(&self, d: &'a mut [u8]) -> &'a mut [u8] {
+        d.get_mut(self.off..self.end).unwrap_or_default()
+    }
+
+    /// The upper-layer bytes (`l4` to `end`); `None` when a later fragment or when the
+    /// extension headers ran past the end.
+    #[inline(always)]
+    fn upper<'a>(&self, d: &'a mut [u8]) -> Option<&'a mut [u8]> {
+        if self.later {
+            return None;
+        }
+        d.get_mut(self.l4..self.end)
+    }
+}
+
 enum L3 {
     Ip(Ip),
-    /// Ethernet/IPv4 ARP (or RARP) at this offset, 28 bytes present.
+    /// Ethernet/IPv4 ARP (or RARP) at this offset, the whole packet present.
     Arp(usize),
     /// An IP ethertype whose header is unusable.
     BadIp,
@@ -274,100 +141,111 @@ enum L3 {
 
 #[inline(always)]
 fn l3(d: &[u8]) -> L3 {
-    let Some((o, et)) = l2(d) else {
+    let Some((o, et)) = ethernet::Frame::new_unchecked(d).l3() else {
         return L3::Other;
     };
+    let p = from(d, o);
     match et {
-        ETH_P_IPV4 => ipv4(d, o).map_or(L3::BadIp, L3::Ip),
-        ETH_P_IPV6 => ipv6(d, o).map_or(L3::BadIp, L3::Ip),
-        ETH_P_ARP | ETH_P_RARP => {
-            if d.len() >= o + 28 && d[o..o + 6] == [0, 1, 8, 0, 6, 4] {
-                L3::Arp(o)
-            } else {
-                L3::Other
-            }
-        }
+        ethertype::IPV4 => locate_ipv4(p, o).map_or(L3::BadIp, L3::Ip),
+        ethertype::IPV6 => locate_ipv6(p, o).map_or(L3::BadIp, L3::Ip),
+        ethertype::ARP | ethertype::RARP => match arp::Packet::new_checked(p) {
+            Ok(a) if a.is_ethernet_ipv4() => L3::Arp(o),
+            _ => L3::Other,
+        },
         _ => L3::Other,
     }
 }
 
+/// The IPv4 packet `p` found at frame offset `o`.
 #[inline(always)]
-fn ipv4(d: &[u8], o: usize) -> Option<Ip> {
-    if d.len() < o + 20 || d[o] >> 4 != 4 {
+fn locate_ipv4(p: &[u8], o: usize) -> Option<Ip> {
+    let ip = ipv4::Packet::new_checked(p).ok()?;
+    if !ip.check_lengths() {
         return None;
     }
-    let hl = ((d[o] & 0x0f) as usize) * 4;
-    let tl = be16(d, o + 2) as usize;
-    if hl < 20 || tl < hl || o + tl > d.len() {
-        return None;
-    }
-    let fo = be16(d, o + 6);
     Some(Ip {
         off: o,
-        end: o + tl,
+        end: o + ip.total_len() as usize,
         v6: false,
-        proto: d[o + 9],
-        l4: o + hl,
-        frag: fo & 0x3fff != 0,
-        later: fo & 0x1fff != 0,
+        proto: ip.protocol(),
+        l4: o + ip.header_len(),
+        frag: ip.is_fragment(),
+        later: ip.is_later_fragment(),
         rt_dst: false,
     })
 }
 
+/// The IPv6 packet `p` found at frame offset `o`, its extension headers skipped.
 #[inline(always)]
-fn ipv6(d: &[u8], o: usize) -> Option<Ip> {
-    if d.len() < o + 40 || d[o] >> 4 != 6 {
+fn locate_ipv6(p: &[u8], o: usize) -> Option<Ip> {
+    let ip6 = ipv6::Packet::new_checked(p).ok()?;
+    if !ip6.check_lengths() {
         return None;
     }
-    let end = o + 40 + be16(d, o + 4) as usize;
-    if end > d.len() {
-        return None;
-    }
+    let end = ipv6::HEADER_LEN + ip6.payload_len() as usize;
     let mut ip = Ip {
         off: o,
-        end,
+        end: o + end,
         v6: true,
-        proto: d[o + 6],
-        l4: o + 40,
+        proto: ip6.next_header(),
+        l4: 0,
         frag: false,
         later: false,
         rt_dst: false,
     };
-    for _ in 0..8 {
-        let p = ip.l4;
-        let hlen = match ip.proto {
-            0 | 43 | 60 if p + 8 <= end => {
-                if ip.proto == 43 && d[p + 3] != 0 {
+    let mut at = ipv6::HEADER_LEN;
+    for _ in 0..MAX_IPV6_EXT_HEADERS {
+        let Some(ext) = p.get(at..end) else {
+            break;
+        };
+        let (next, hlen) = match ip.proto {
+            ip_proto::HOPOPTS | ip_proto::ROUTING | ip_proto::DSTOPTS | ip_proto::AH => {
+                let Ok(e) = ipv6::ExtHeader::new_checked(ext) else {
+                    break;
+                };
+                if ip.proto == ip_proto::ROUTING && e.segments_left() != 0 {
                     ip.rt_dst = true;
                 }
-                (d[p + 1] as usize + 1) * 8
+                (e.next_header(), e.header_len(ip.proto))
             }
-            44 if p + 8 <= end => {
+            ip_proto::FRAGMENT => {
+                let Ok(f) = ipv6::FragHeader::new_checked(ext) else {
+                    break;
+                };
                 ip.frag = true;
-                ip.later = be16(d, p + 2) & 0xfff8 != 0;
-                8
+                ip.later = f.frag_offset() != 0;
+                (f.next_header(), ipv6::EXT_MIN_LEN)
             }
-            51 if p + 8 <= end => (d[p + 1] as usize + 2) * 4,
             _ => break,
         };
-        ip.proto = d[p];
-        ip.l4 = p + hlen;
+        ip.proto = next;
+        at += hlen;
     }
+    ip.l4 = o + at;
     Some(ip)
 }
 
-/// Where the pseudo-header-covered L4 checksum is: `(offset, is_udp)`.
+/// Fixes the upper-layer checksum that covers the pseudo header after address bytes `old`
+/// became `new`: TCP, UDP (0 stays "none"), ICMPv6 on IPv6. Not on later fragments, and
+/// only as far as the checksum field is present.
 #[inline(always)]
-fn l4_pseudo_csum(ip: &Ip) -> Option<(usize, bool)> {
-    if ip.later {
-        return None;
-    }
-    let l4 = ip.l4;
+fn fix_pseudo(d: &mut [u8], ip: &Ip, old: &[u8], new: &[u8]) {
+    let Some(seg) = ip.upper(d) else {
+        return;
+    };
     match ip.proto {
-        PROTO_TCP if l4 + 18 <= ip.end => Some((l4 + 16, false)),
-        PROTO_UDP if l4 + 8 <= ip.end => Some((l4 + 6, true)),
-        PROTO_ICMPV6 if ip.v6 && l4 + 4 <= ip.end => Some((l4 + 2, false)),
-        _ => None,
+        ip_proto::TCP => tcp::Packet::new_unchecked(seg).adjust_checksum(old, new),
+        ip_proto::UDP => {
+            if let Ok(mut u) = udp::Packet::new_checked(seg) {
+                u.adjust_checksum(old, new);
+            }
+        }
+        ip_proto::ICMPV6 if ip.v6 => {
+            if let Ok(mut c) = icmp::Packet::new_checked(seg) {
+                c.adjust_checksum(old, new);
+            }
+        }
+        _ => {}
     }
 }
 
@@ -385,37 +263,48 @@ pub fn set_field(buf: &mut Buf, field: Field, value: u128) -> Result<(), DropRea
     let v = value & field.full_mask();
     match field {
         Field::EthDst | Field::EthSrc => {
-            if d.len() < ETH_HLEN {
+            let Ok(mut eth) = ethernet::Frame::new_checked(d) else {
                 return FAIL;
+            };
+            if field == Field::EthDst {
+                eth.set_dst_addr_u64(v as u64);
+            } else {
+                eth.set_src_addr_u64(v as u64);
             }
-            let at = if field == Field::EthDst { 0 } else { 6 };
-            d[at..at + 6].copy_from_slice(&(v as u64).to_be_bytes()[2..]);
             Ok(())
         }
         Field::VlanTci | Field::VlanVid | Field::VlanPcp => {
-            if d.len() < ETH_HLEN + 4 || !is_vlan_tpid(be16(d, 12)) {
+            let Ok(mut eth) = ethernet::Frame::new_checked(d) else {
+                return FAIL;
+            };
+            if !ethertype::is_vlan(eth.ethertype()) {
                 return FAIL;
             }
-            let tci = be16(d, 14);
-            let v = v as u16;
-            let new = match field {
-                Field::VlanTci => (tci & 0x1000) | (v & 0xefff),
-                Field::VlanVid => (tci & 0xf000) | v,
-                _ => (tci & 0x1fff) | (v << 13),
+            let Ok(mut tag) = vlan::Tag::new_checked(eth.payload_mut()) else {
+                return FAIL;
             };
-            put16(d, 14, new);
+            let v = v as u16;
+            match field {
+                // VLAN_PRESENT (0x1000) is not a wire bit: the wire DEI is kept.
+                Field::VlanTci => tag.set_tci((tag.tci() & vlan::TCI_DEI) | (v & !vlan::TCI_DEI)),
+                Field::VlanVid => tag.set_vid(v),
+                _ => tag.set_pcp(v as u8),
+            }
             Ok(())
         }
         Field::ArpOp | Field::ArpSpa | Field::ArpTpa | Field::ArpSha | Field::ArpTha => {
-            let L3::Arp(a) = l3(d) else {
+            let L3::Arp(o) = l3(d) else {
+                return FAIL;
+            };
+            let Ok(mut a) = arp::Packet::new_checked(from_mut(d, o)) else {
                 return FAIL;
             };
             match field {
-                Field::ArpOp => put16(d, a + 6, v as u16),
-                Field::ArpSha => d[a + 8..a + 14].copy_from_slice(&(v as u64).to_be_bytes()[2..]),
-                Field::ArpSpa => d[a + 14..a + 18].copy_from_slice(&(v as u32).to_be_bytes()),
-                Field::ArpTha => d[a + 18..a + 24].copy_from_slice(&(v as u64).to_be_bytes()[2..]),
-                _ => d[a + 24..a + 28].copy_from_slice(&(v as u32).to_be_bytes()),
+                Field::ArpOp => a.set_operation(v as u16),
+                Field::ArpSha => a.set_sha_u64(v as u64),
+                Field::ArpSpa => a.set_spa(v as u32),
+                Field::ArpTha => a.set_tha_u64(v as u64),
+                _ => a.set_tpa(v as u32),
             }
             Ok(())
         }
@@ -431,7 +320,11 @@ pub fn set_field(buf: &mut Buf, field: Field, value: u128) -> Result<(), DropRea
             let L3::Ip(ip) = l3(d) else {
                 return FAIL;
             };
-            set_ip(d, &ip, field, v)
+            if ip.v6 {
+                set_ipv6(d, &ip, field, v)
+            } else {
+                set_ipv4(d, &ip, field, v)
+            }
         }
         Field::TpSrc | Field::TpDst | Field::TcpFlags | Field::IcmpType | Field::IcmpCode => {
             let L3::Ip(ip) = l3(d) else {
@@ -443,156 +336,155 @@ pub fn set_field(buf: &mut Buf, field: Field, value: u128) -> Result<(), DropRea
             let L3::Ip(ip) = l3(d) else {
                 return FAIL;
             };
-            let l4 = ip.l4;
-            if !ip.v6
-                || ip.later
-                || ip.proto != PROTO_ICMPV6
-                || l4 + 24 > ip.end
-                || !matches!(d[l4], ICMPV6_NS | ICMPV6_NA)
-            {
+            if !ip.v6 || ip.proto != ip_proto::ICMPV6 {
                 return FAIL;
             }
-            let new = v.to_be_bytes();
-            let mut old = [0u8; 16];
-            old.copy_from_slice(&d[l4 + 8..l4 + 24]);
-            d[l4 + 8..l4 + 24].copy_from_slice(&new);
-            fix_csum(d, l4 + 2, false, &old, &new);
+            let Some(seg) = ip.upper(d) else {
+                return FAIL;
+            };
+            let ty = icmp::Packet::new_unchecked(&*seg).msg_type();
+            if !matches!(ty, icmp::ND_NEIGHBOR_SOLICIT | icmp::ND_NEIGHBOR_ADVERT) {
+                return FAIL;
+            }
+            let Ok(mut nd) = icmp::NdMessage::new_checked(seg) else {
+                return FAIL;
+            };
+            nd.update_target(v);
             Ok(())
         }
         _ => FAIL,
     }
 }
 
-/// Replaces the 16-bit word at `at` and fixes the checksum at `csum_at`.
+/// The new TOS byte for a `IpTos` / `IpDscp` / `IpEcn` write of `v` over `tos`.
 #[inline(always)]
-fn set_word(d: &mut [u8], at: usize, new: u16, csum_at: usize, udp: bool) {
-    let old = be16(d, at);
-    put16(d, at, new);
-    fix_csum(d, csum_at, udp, &old.to_be_bytes(), &new.to_be_bytes());
+fn new_tos(field: Field, tos: u8, v: u8) -> u8 {
+    match field {
+        Field::IpTos => v,
+        Field::IpDscp => (tos & 0x03) | (v << 2),
+        _ => (tos & 0xfc) | v,
+    }
 }
 
 #[inline(always)]
-fn set_ip(d: &mut [u8], ip: &Ip, field: Field, v: u128) -> Result<(), DropReason> {
-    let o = ip.off;
+fn set_ipv4(d: &mut [u8], ip: &Ip, field: Field, v: u128) -> Result<(), DropReason> {
+    let mut h = ipv4::Packet::new_unchecked(ip.packet(d));
     match field {
         Field::IpTos | Field::IpDscp | Field::IpEcn => {
-            let tos = if ip.v6 {
-                (d[o] << 4) | (d[o + 1] >> 4)
-            } else {
-                d[o + 1]
-            };
-            let v = v as u8;
-            let new = match field {
-                Field::IpTos => v,
-                Field::IpDscp => (tos & 0x03) | (v << 2),
-                _ => (tos & 0xfc) | v,
-            };
-            if ip.v6 {
-                d[o] = (d[o] & 0xf0) | (new >> 4);
-                d[o + 1] = (d[o + 1] & 0x0f) | (new << 4);
-            } else {
-                set_word(d, o, u16::from_be_bytes([d[o], new]), o + 10, false);
-            }
+            h.update_tos(new_tos(field, h.tos(), v as u8))
         }
-        Field::IpTtl => {
-            if ip.v6 {
-                d[o + 7] = v as u8;
-            } else {
-                set_word(
-                    d,
-                    o + 8,
-                    u16::from_be_bytes([v as u8, d[o + 9]]),
-                    o + 10,
-                    false,
-                );
-            }
-        }
+        Field::IpTtl => h.update_ttl(v as u8),
         Field::Ipv4Src | Field::Ipv4Dst => {
-            if ip.v6 {
-                return FAIL;
-            }
-            let at = if field == Field::Ipv4Src {
-                o + 12
+            let new = v as u32;
+            let old = if field == Field::Ipv4Src {
+                h.update_src_addr(new)
             } else {
-                o + 16
+                h.update_dst_addr(new)
             };
-            let new = (v as u32).to_be_bytes();
-            let mut old = [0u8; 4];
-            old.copy_from_slice(&d[at..at + 4]);
-            d[at..at + 4].copy_from_slice(&new);
-            fix_csum(d, o + 10, false, &old, &new);
-            if let Some((c, udp)) = l4_pseudo_csum(ip) {
-                fix_csum(d, c, udp, &old, &new);
-            }
+            fix_pseudo(d, ip, &old.to_be_bytes(), &new.to_be_bytes());
         }
+        _ => return FAIL,
+    }
+    Ok(())
+}
+
+#[inline(always)]
+fn set_ipv6(d: &mut [u8], ip: &Ip, field: Field, v: u128) -> Result<(), DropReason> {
+    let mut h = ipv6::Packet::new_unchecked(ip.packet(d));
+    match field {
+        Field::IpTos | Field::IpDscp | Field::IpEcn => {
+            h.set_traffic_class(new_tos(field, h.traffic_class(), v as u8))
+        }
+        Field::IpTtl => h.set_hop_limit(v as u8),
         Field::Ipv6Src | Field::Ipv6Dst => {
-            if !ip.v6 {
-                return FAIL;
-            }
             let dst = field == Field::Ipv6Dst;
-            let at = if dst { o + 24 } else { o + 8 };
-            let new = v.to_be_bytes();
-            let mut old = [0u8; 16];
-            old.copy_from_slice(&d[at..at + 16]);
-            d[at..at + 16].copy_from_slice(&new);
+            let old = if dst { h.dst_addr() } else { h.src_addr() };
+            if dst {
+                h.set_dst_addr(v);
+            } else {
+                h.set_src_addr(v);
+            }
             if !(dst && ip.rt_dst) {
-                if let Some((c, udp)) = l4_pseudo_csum(ip) {
-                    fix_csum(d, c, udp, &old, &new);
-                }
+                fix_pseudo(d, ip, &old.to_be_bytes(), &v.to_be_bytes());
             }
         }
-        _ => {
-            // Ipv6Label
-            if !ip.v6 {
-                return FAIL;
-            }
-            let v = v as u32;
-            d[o + 1] = (d[o + 1] & 0xf0) | ((v >> 16) as u8 & 0x0f);
-            d[o + 2] = (v >> 8) as u8;
-            d[o + 3] = v as u8;
-        }
+        Field::Ipv6Label => h.set_flow_label(v as u32),
+        _ => return FAIL,
     }
     Ok(())
 }
 
 #[inline(always)]
 fn set_l4(d: &mut [u8], ip: &Ip, field: Field, v: u16) -> Result<(), DropReason> {
-    if ip.later {
+    let Some(seg) = ip.upper(d) else {
         return FAIL;
-    }
-    let (l4, end) = (ip.l4, ip.end);
+    };
     match field {
         Field::TpSrc | Field::TpDst => {
-            let at = l4 + if field == Field::TpSrc { 0 } else { 2 };
+            let src = field == Field::TpSrc;
             match ip.proto {
-                PROTO_TCP if l4 + 20 <= end => set_word(d, at, v, l4 + 16, false),
-                PROTO_UDP if l4 + 8 <= end => set_word(d, at, v, l4 + 6, true),
-                PROTO_SCTP if l4 + 12 <= end && !ip.frag => {
-                    put16(d, at, v);
-                    sctp_fix(&mut d[l4..end]);
+                ip_proto::TCP => {
+                    let Ok(mut t) = tcp::Packet::new_checked(seg) else {
+                        return FAIL;
+                    };
+                    if src {
+                        t.update_src_port(v);
+                    } else {
+                        t.update_dst_port(v);
+                    }
+                }
+                ip_proto::UDP => {
+                    let Ok(mut u) = udp::Packet::new_checked(seg) else {
+                        return FAIL;
+                    };
+                    if src {
+                        u.update_src_port(v);
+                    } else {
+                        u.update_dst_port(v);
+                    }
+                }
+                // The CRC covers the whole packet: not on a fragment.
+                ip_proto::SCTP if !ip.frag => {
+                    let Ok(mut s) = sctp::Packet::new_checked(seg) else {
+                        return FAIL;
+                    };
+                    if src {
+                        s.set_src_port(v);
+                    } else {
+                        s.set_dst_port(v);
+                    }
+                    s.fill_checksum();
                 }
                 _ => return FAIL,
             }
         }
         Field::TcpFlags => {
-            if ip.proto != PROTO_TCP || l4 + 20 > end {
+            if ip.proto != ip_proto::TCP {
                 return FAIL;
             }
-            let w = (be16(d, l4 + 12) & 0xf000) | (v & 0x0fff);
-            set_word(d, l4 + 12, w, l4 + 16, false);
+            let Ok(mut t) = tcp::Packet::new_checked(seg) else {
+                return FAIL;
+            };
+            t.update_flags(v);
         }
         _ => {
             // IcmpType / IcmpCode
-            let icmp = if ip.v6 { PROTO_ICMPV6 } else { PROTO_ICMP };
-            if ip.proto != icmp || l4 + 4 > end {
+            let icmp = if ip.v6 {
+                ip_proto::ICMPV6
+            } else {
+                ip_proto::ICMP
+            };
+            if ip.proto != icmp {
                 return FAIL;
             }
-            let w = if field == Field::IcmpType {
-                u16::from_be_bytes([v as u8, d[l4 + 1]])
-            } else {
-                u16::from_be_bytes([d[l4], v as u8])
+            let Ok(mut c) = icmp::Packet::new_checked(seg) else {
+                return FAIL;
             };
-            set_word(d, l4, w, l4 + 2, false);
+            if field == Field::IcmpType {
+                c.update_type(v as u8);
+            } else {
+                c.update_code(v as u8);
+            }
         }
     }
     Ok(())
@@ -604,21 +496,28 @@ fn set_l4(d: &mut [u8], ip: &Ip, field: Field, v: u16) -> Result<(), DropReason>
 /// Inserts an 802.1Q/802.1ad tag after the MAC addresses.
 #[inline]
 pub fn push_vlan(buf: &mut Buf, tpid: u16, tci: u16) -> Result<(), DropReason> {
-    if buf.len() < ETH_HLEN {
+    if buf.len() < ethernet::HEADER_LEN {
         return FAIL;
     }
-    let gap = buf.insert_gap(12, 4).ok_or(DropReason::NoHeadroom)?;
-    gap[..2].copy_from_slice(&tpid.to_be_bytes());
-    gap[2..].copy_from_slice(&tci.to_be_bytes());
+    buf.insert_gap(ethernet::ADDRS_LEN, vlan::TAG_LEN)
+        .ok_or(DropReason::NoHeadroom)?;
+    // The gap is the new TPID (in the ethertype field) and TCI; the old ethertype follows as
+    // the tag's inner ethertype.
+    let mut eth = ethernet::Frame::new_unchecked(buf.data_mut());
+    eth.set_ethertype(tpid);
+    vlan::Tag::new_unchecked(eth.payload_mut()).set_tci(tci);
     Ok(())
 }
 
 /// Removes the outer VLAN tag; no-op when the frame is untagged.
 #[inline]
 pub fn pop_vlan(buf: &mut Buf) {
-    let d = buf.data();
-    if d.len() >= ETH_HLEN + 4 && is_vlan_tpid(be16(d, 12)) {
-        buf.remove_gap(12, 4);
+    let eth = ethernet::Frame::new_unchecked(buf.data());
+    if eth.check_len().is_ok()
+        && ethertype::is_vlan(eth.ethertype())
+        && vlan::Tag::new_checked(eth.payload()).is_ok()
+    {
+        buf.remove_gap(ethernet::ADDRS_LEN, vlan::TAG_LEN);
     }
 }
 
@@ -628,24 +527,22 @@ pub fn pop_vlan(buf: &mut Buf) {
 pub fn dec_ttl(buf: &mut Buf) -> Result<(), DropReason> {
     let d = buf.data_mut();
     match l3(d) {
-        L3::Ip(ip) => {
-            let o = ip.off;
-            let at = if ip.v6 { o + 7 } else { o + 8 };
-            let ttl = d[at];
+        L3::Ip(ip) if ip.v6 => {
+            let mut h = ipv6::Packet::new_unchecked(ip.packet(d));
+            let ttl = h.hop_limit();
             if ttl <= 1 {
                 return Err(DropReason::TtlExpired);
             }
-            if ip.v6 {
-                d[at] = ttl - 1;
-            } else {
-                set_word(
-                    d,
-                    at,
-                    u16::from_be_bytes([ttl - 1, d[at + 1]]),
-                    o + 10,
-                    false,
-                );
+            h.set_hop_limit(ttl - 1);
+            Ok(())
+        }
+        L3::Ip(ip) => {
+            let mut h = ipv4::Packet::new_unchecked(ip.packet(d));
+            let ttl = h.ttl();
+            if ttl <= 1 {
+                return Err(DropReason::TtlExpired);
             }
+            h.update_ttl(ttl - 1);
             Ok(())
         }
         L3::BadIp => FAIL,
@@ -661,30 +558,28 @@ pub fn dec_ttl(buf: &mut Buf) -> Result<(), DropReason> {
 pub fn tunnel_push(buf: &mut Buf, t: &TunnelPush, flow_hash: u32) -> Result<(), DropReason> {
     let h = &t.header;
     let inner = buf.len();
-    let sport = udp_src_port(flow_hash).to_be_bytes();
+    let sport = udp_src_port(flow_hash);
     let ulen = (inner + UDP_VXLAN_LEN) as u16;
     if h.ipv6 {
-        const U: usize = 54;
         if h.len as usize != VXLAN_IPV6_HDR_LEN {
             return FAIL;
         }
+        // Pseudo header: the template's addresses, the length, the next header.
+        let tpl = ipv6::Packet::new_unchecked(from(&h.bytes, ethernet::HEADER_LEN));
+        let pseudo = checksum::pseudo_header(tpl.pseudo_addrs(), ip_proto::UDP, ulen as usize);
         let hdr = buf
             .push_head(VXLAN_IPV6_HDR_LEN)
             .ok_or(DropReason::NoHeadroom)?;
         hdr.copy_from_slice(&h.bytes);
-        put16(hdr, 18, ulen); // payload length
-        hdr[U..U + 2].copy_from_slice(&sport);
-        put16(hdr, U + 4, ulen);
-        let d = buf.data_mut();
-        // pseudo header: addresses, length, next header; then UDP (checksum 0), VXLAN, inner.
-        let acc = sum_bytes(ulen as u64 + PROTO_UDP as u64, &d[22..U]);
-        let mut c = !fold(sum_bytes(acc, &d[U..]));
-        if c == 0 {
-            c = 0xffff;
-        }
-        put16(d, U + 6, c);
+        ipv6::Packet::new_unchecked(from_mut(hdr, ethernet::HEADER_LEN)).set_payload_len(ulen);
+        let mut u = udp::Packet::new_unchecked(from_mut(hdr, TPL6_UDP));
+        u.set_src_port(sport);
+        u.set_len(ulen);
+        // Then UDP (checksum 0 in the template), VXLAN and the inner frame.
+        let seg = from_mut(buf.data_mut(), TPL6_UDP);
+        let c = checksum::compute(pseudo, seg);
+        udp::Packet::new_unchecked(seg).set_checksum(if c == 0 { 0xffff } else { c });
     } else {
-        const U: usize = 34;
         if h.len as usize != VXLAN_IPV4_HDR_LEN {
             return FAIL;
         }
@@ -692,21 +587,21 @@ pub fn tunnel_push(buf: &mut Buf, t: &TunnelPush, flow_hash: u32) -> Result<(), 
             .push_head(VXLAN_IPV4_HDR_LEN)
             .ok_or(DropReason::NoHeadroom)?;
         hdr.copy_from_slice(&h.bytes[..VXLAN_IPV4_HDR_LEN]);
-        let total = ulen + 20;
-        put16(hdr, 16, total);
+        let total = ulen + ipv4::HEADER_LEN as u16;
+        let mut ip = ipv4::Packet::new_unchecked(from_mut(hdr, ethernet::HEADER_LEN));
+        ip.set_total_len(total);
         // The template's checksum covers total length 0: RFC 1624 with m = 0.
-        let c = !fold((!be16(hdr, 24)) as u64 + total as u64);
-        put16(hdr, 24, c);
-        hdr[U..U + 2].copy_from_slice(&sport);
-        put16(hdr, U + 4, ulen);
+        let c = !checksum::fold((!ip.checksum()) as u64 + total as u64);
+        ip.set_checksum(c);
+        let mut u = udp::Packet::new_unchecked(from_mut(hdr, TPL4_UDP));
+        u.set_src_port(sport);
+        u.set_len(ulen);
         if t.params.udp_csum {
-            let d = buf.data_mut();
-            let acc = sum_bytes(ulen as u64 + PROTO_UDP as u64, &d[26..U]);
-            let mut c = !fold(sum_bytes(acc, &d[U..]));
-            if c == 0 {
-                c = 0xffff;
-            }
-            put16(d, U + 6, c);
+            let tpl = ipv4::Packet::new_unchecked(from(&h.bytes, ethernet::HEADER_LEN));
+            let pseudo = checksum::pseudo_header(tpl.pseudo_addrs(), ip_proto::UDP, ulen as usize);
+            let seg = from_mut(buf.data_mut(), TPL4_UDP);
+            let c = checksum::compute(pseudo, seg);
+            udp::Packet::new_unchecked(seg).set_checksum(if c == 0 { 0xffff } else { c });
         }
     }
     Ok(())
@@ -718,90 +613,92 @@ pub fn tunnel_push(buf: &mut Buf, t: &TunnelPush, flow_hash: u32) -> Result<(), 
 pub fn tunnel_pop(buf: &mut Buf, dst_port: u16) -> Result<TunnelMeta, DropReason> {
     use DropReason::{TunnelBadIp, TunnelBadUdp, TunnelTruncated, VxlanBadFlags};
     let d = buf.data();
-    let len = d.len();
-    let Some((o, et)) = l2(d) else {
+    let Some((o, et)) = ethernet::Frame::new_unchecked(d).l3() else {
         return Err(TunnelTruncated);
     };
+    let p = from(d, o);
     let mut meta = TunnelMeta::default();
-    // (UDP offset, IP end, where the pseudo header's addresses are)
+    // (UDP offset in `p`, IP end in `p`, the pseudo header's addresses)
     let (u, end, addrs) = match et {
-        ETH_P_IPV4 => {
-            if len < o + 20 {
+        ethertype::IPV4 => {
+            let Ok(ip) = ipv4::Packet::new_checked(p) else {
                 return Err(TunnelTruncated);
-            }
-            let hl = ((d[o] & 0x0f) as usize) * 4;
-            if d[o] >> 4 != 4 || hl < 20 {
+            };
+            let hl = ip.header_len();
+            if ip.version() != 4 || hl < ipv4::HEADER_LEN {
                 return Err(TunnelBadIp);
             }
-            if len < o + hl {
+            if p.len() < hl {
                 return Err(TunnelTruncated);
             }
-            if fold(sum_bytes(0, &d[o..o + hl])) != 0xffff
-                || be16(d, o + 6) & 0x3fff != 0
-                || d[o + 9] != PROTO_UDP
-            {
+            if !ip.verify_checksum() || ip.is_fragment() || ip.protocol() != ip_proto::UDP {
                 return Err(TunnelBadIp);
             }
-            if len < o + hl + UDP_VXLAN_LEN {
+            if p.len() < hl + UDP_VXLAN_LEN {
                 return Err(TunnelTruncated);
             }
-            let tl = be16(d, o + 2) as usize;
-            if tl < hl || o + tl > len {
+            let tl = ip.total_len() as usize;
+            if tl < hl || tl > p.len() {
                 return Err(TunnelBadIp);
             }
-            meta.ipv4_src = u32::from_be_bytes([d[o + 12], d[o + 13], d[o + 14], d[o + 15]]);
-            meta.ipv4_dst = u32::from_be_bytes([d[o + 16], d[o + 17], d[o + 18], d[o + 19]]);
-            (o + hl, o + tl, o + 12..o + 20)
+            meta.ipv4_src = ip.src_addr();
+            meta.ipv4_dst = ip.dst_addr();
+            (hl, tl, ip.pseudo_addrs())
         }
-        ETH_P_IPV6 => {
-            if len < o + 40 {
+        ethertype::IPV6 => {
+            let Ok(ip) = ipv6::Packet::new_checked(p) else {
                 return Err(TunnelTruncated);
-            }
-            if d[o] >> 4 != 6 || d[o + 6] != PROTO_UDP {
+            };
+            if ip.version() != 6 || ip.next_header() != ip_proto::UDP {
                 return Err(TunnelBadIp);
             }
-            if len < o + 40 + UDP_VXLAN_LEN {
+            if p.len() < ipv6::HEADER_LEN + UDP_VXLAN_LEN {
                 return Err(TunnelTruncated);
             }
-            let end = o + 40 + be16(d, o + 4) as usize;
-            if end > len {
+            let end = ipv6::HEADER_LEN + ip.payload_len() as usize;
+            if end > p.len() {
                 return Err(TunnelBadIp);
             }
-            let mut a = [0u8; 16];
-            a.copy_from_slice(&d[o + 8..o + 24]);
-            meta.ipv6_src = u128::from_be_bytes(a);
-            a.copy_from_slice(&d[o + 24..o + 40]);
-            meta.ipv6_dst = u128::from_be_bytes(a);
-            (o + 40, end, o + 8..o + 40)
+            meta.ipv6_src = ip.src_addr();
+            meta.ipv6_dst = ip.dst_addr();
+            (ipv6::HEADER_LEN, end, ip.pseudo_addrs())
         }
         _ => return Err(TunnelBadIp),
     };
-    let ulen = be16(d, u + 4) as usize;
-    if ulen != end - u || ulen < UDP_VXLAN_LEN || be16(d, u + 2) != dst_port {
+    // At least UDP + VXLAN bytes from `u` on (checked above).
+    let udp = udp::Packet::new_unchecked(from(p, u));
+    let ulen = udp.len() as usize;
+    if ulen != end - u || ulen < UDP_VXLAN_LEN || udp.dst_port() != dst_port {
         return Err(TunnelBadUdp);
     }
-    if be16(d, u + 6) != 0 {
-        let pseudo = sum_bytes(PROTO_UDP as u64 + ulen as u64, &d[addrs]);
-        if fold(sum_bytes(pseudo, &d[u..end])) != 0xffff {
+    if udp.checksum() != 0 {
+        let pseudo = checksum::pseudo_header(addrs, ip_proto::UDP, ulen);
+        if !udp.verify_checksum(pseudo) {
             return Err(TunnelBadUdp);
         }
     }
-    let vx = u + 8;
-    if d[vx] & VXLAN_FLAG_I == 0 {
+    let vx = vxlan::Packet::new_unchecked(from(p, u + udp::HEADER_LEN));
+    if !vx.has_vni() {
         return Err(VxlanBadFlags);
     }
-    if ulen - UDP_VXLAN_LEN < ETH_HLEN {
+    if ulen - UDP_VXLAN_LEN < ethernet::HEADER_LEN {
         return Err(TunnelTruncated);
     }
-    meta.tun_id = u32::from_be_bytes([0, d[vx + 4], d[vx + 5], d[vx + 6]]) as u64;
-    buf.truncate(end);
-    buf.pull_head(u + UDP_VXLAN_LEN);
+    meta.tun_id = vx.vni() as u64;
+    buf.truncate(o + end);
+    buf.pull_head(o + u + UDP_VXLAN_LEN);
     Ok(meta)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::wire::checksum::{fold, sum as sum_bytes};
+    use crate::wire::icmp::ND_NEIGHBOR_ADVERT as ICMPV6_NA;
+
+    fn be16(d: &[u8], at: usize) -> u16 {
+        u16::from_be_bytes([d[at], d[at + 1]])
+    }
     use crate::buf::HEADROOM;
     use etherparse::{NetHeaders, PacketHeaders, TransportHeader};
     use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
