@@ -2,8 +2,9 @@
 //!
 //! Contract:
 //! - [`extract`] never panics and never allocates, on any input bytes. Each header is
-//!   bounds-checked once (fixed-size chunks), and whole key words are composed from the header
-//!   bytes (see [`strato_flowtable::key::words`] for the layout).
+//!   bounds-checked once, through a [`crate::wire`] view's `new_checked` (whose accessors read
+//!   a fixed-size chunk), and whole key words are composed from the header fields (see
+//!   [`strato_flowtable::key::words`] for the layout).
 //! - `out.map` is a function of *which headers were parsed*, never of field values: words 0, 1, 2
 //!   always; 5..=10 when `tun` is `Some`; 3 for IPv4; 14..=17 and 23 for IPv6; 4 when an L4
 //!   header (TCP/UDP/SCTP/ICMP/ICMPv6) was parsed; 21..=22 for an ND target; 18..=20 for ARP.
@@ -53,6 +54,7 @@
 //! - Any other ethertype: L2 fields only.
 
 use crate::stats::DropReason;
+use crate::wire::{arp, ethernet, ethertype, icmp, ip_proto, ipv4, ipv6, sctp, tcp, udp, vlan};
 use strato_flowtable::key::{words as W, PacketKey, FRAG_ANY, FRAG_LATER, KEY_WORDS, VLAN_PRESENT};
 use strato_flowtable::PortNo;
 
@@ -78,32 +80,8 @@ pub struct ExtractInfo {
     pub malformed: bool,
 }
 
-/// Ethertypes and IP protocol numbers the extractor knows.
-mod num {
-    pub const ETH_IPV4: u16 = 0x0800;
-    pub const ETH_ARP: u16 = 0x0806;
-    pub const ETH_IPV6: u16 = 0x86dd;
-    pub const ETH_VLAN: u16 = 0x8100;
-    pub const ETH_QINQ: u16 = 0x88a8;
-    /// Smallest real ethertype; below it the field is an 802.3 length.
-    pub const ETH_MIN_TYPE: u16 = 0x0600;
-    /// OVS's `FLOW_DL_TYPE_NONE`.
-    pub const ETH_NONE: u16 = 0x05ff;
-
-    pub const IP_ICMP: u8 = 1;
-    pub const IP_TCP: u8 = 6;
-    pub const IP_UDP: u8 = 17;
-    pub const IP_SCTP: u8 = 132;
-    pub const IP_ICMPV6: u8 = 58;
-    pub const IPV6_HOPOPTS: u8 = 0;
-    pub const IPV6_ROUTING: u8 = 43;
-    pub const IPV6_FRAGMENT: u8 = 44;
-    pub const IPV6_AH: u8 = 51;
-    pub const IPV6_DSTOPTS: u8 = 60;
-
-    pub const ND_SOLICIT: u8 = 135;
-    pub const ND_ADVERT: u8 = 136;
-}
+/// OVS's `FLOW_DL_TYPE_NONE`: the flow key's ethertype of an 802.3 (length) frame.
+const ETH_NONE: u16 = 0x05ff;
 
 /// Longest IPv6 extension-header chain walked.
 const MAX_IPV6_EXT_HEADERS: u32 = 8;
@@ -133,34 +111,6 @@ const MAP_V6_L4: u32 = MAP_BASE | MAP_IPV6 | MAP_L4;
 // Every map word must exist in the key (hash_map indexes by map bit).
 const _: () =
     assert!((MAP_BASE | MAP_TUN | MAP_IPV6 | MAP_L4 | MAP_ND | MAP_ARP) >> KEY_WORDS == 0);
-
-/// Big-endian u16 at `at` of a fixed-size chunk (`at` is a constant at every call site, so the
-/// index check folds away).
-#[inline(always)]
-fn be16<const N: usize>(a: &[u8; N], at: usize) -> u16 {
-    u16::from_be_bytes([a[at], a[at + 1]])
-}
-
-/// Big-endian u32 at `at` of a fixed-size chunk.
-#[inline(always)]
-fn be32<const N: usize>(a: &[u8; N], at: usize) -> u32 {
-    u32::from_be_bytes([a[at], a[at + 1], a[at + 2], a[at + 3]])
-}
-
-/// Big-endian u64 at `at` of a fixed-size chunk.
-#[inline(always)]
-fn be64<const N: usize>(a: &[u8; N], at: usize) -> u64 {
-    u64::from_be_bytes([
-        a[at],
-        a[at + 1],
-        a[at + 2],
-        a[at + 3],
-        a[at + 4],
-        a[at + 5],
-        a[at + 6],
-        a[at + 7],
-    ])
-}
 
 /// What the L3 parsers hand back: the low 16 bits of words 1 and 2, map bits, malformed.
 #[derive(Clone, Copy)]
@@ -196,9 +146,10 @@ pub fn extract(
     tun: Option<&TunnelMeta>,
     out: &mut PacketKey,
 ) -> Result<ExtractInfo, DropReason> {
-    let Some((eth, rest)) = frame.split_first_chunk::<14>() else {
+    let Ok(eth) = ethernet::Frame::new_checked(frame) else {
         return Err(DropReason::TruncatedEthernet);
     };
+    let rest = eth.payload();
     let old_map = out.map;
     let k = &mut out.key.w;
     let mut map = MAP_BASE;
@@ -213,29 +164,29 @@ pub fn extract(
         map |= MAP_TUN;
     }
 
-    let mut eth_type = be16(eth, 12);
+    let mut eth_type = eth.ethertype();
     let mut tci = 0u16;
     let mut payload = rest;
     let mut l3 = L3_NONE;
     'l3: {
-        if eth_type == num::ETH_VLAN || eth_type == num::ETH_QINQ {
-            let Some((tag, inner)) = rest.split_first_chunk::<4>() else {
+        if ethertype::is_vlan(eth_type) {
+            let Ok(tag) = vlan::Tag::new_checked(rest) else {
                 l3.malformed = true;
                 break 'l3;
             };
-            tci = be16(tag, 0) | VLAN_PRESENT;
-            eth_type = be16(tag, 2);
-            payload = inner;
-            if eth_type == num::ETH_VLAN || eth_type == num::ETH_QINQ {
+            tci = tag.tci() | VLAN_PRESENT;
+            eth_type = tag.ethertype();
+            payload = tag.payload();
+            if ethertype::is_vlan(eth_type) {
                 break 'l3;
             }
         }
         l3 = match eth_type {
-            num::ETH_IPV4 => ipv4(payload, k),
-            num::ETH_IPV6 => ipv6(payload, k),
-            num::ETH_ARP => arp(payload, k),
-            t if t < num::ETH_MIN_TYPE => {
-                eth_type = num::ETH_NONE;
+            ethertype::IPV4 => ipv4(payload, k),
+            ethertype::IPV6 => ipv6(payload, k),
+            ethertype::ARP => arp(payload, k),
+            t if t < ethertype::MIN_TYPE => {
+                eth_type = ETH_NONE;
                 L3_NONE
             }
             _ => L3_NONE,
@@ -244,8 +195,8 @@ pub fn extract(
     map |= l3.map;
 
     k[W::PORT_TYPE_TCI] = (in_port as u64) << 32 | (eth_type as u64) << 16 | tci as u64;
-    k[W::ETH_DST_PROTO_FRAG] = (be64(eth, 0) & !0xffff) | l3.proto_frag;
-    k[W::ETH_SRC_TOS_TTL] = (be64(eth, 6) & !0xffff) | l3.tos_ttl;
+    k[W::ETH_DST_PROTO_FRAG] = eth.dst_addr_u64() << 16 | l3.proto_frag;
+    k[W::ETH_SRC_TOS_TTL] = eth.src_addr_u64() << 16 | l3.tos_ttl;
 
     // Words the previous packet set and this one does not: back to zero.
     let mut stale = old_map & !map;
@@ -271,35 +222,38 @@ pub fn extract(
 /// IPv4 header and its L4.
 #[inline(always)]
 fn ipv4(p: &[u8], k: &mut [u64; KEY_WORDS]) -> L3 {
-    let Some(h) = p.first_chunk::<20>() else {
+    let Ok(ip) = ipv4::Packet::new_checked(p) else {
         return L3_MALFORMED;
     };
-    let ihl = (h[0] & 0x0f) as usize * 4;
-    let total = be16(h, 2) as usize;
-    if h[0] >> 4 != 4 || ihl < 20 || total < ihl || p.len() < total {
+    // `ipv4::Packet::check_lengths`, written out: one branch per condition here keeps this
+    // path as short as the hand-written reads were (and tells the slice below its bounds).
+    let (ihl, total) = (ip.header_len(), ip.total_len() as usize);
+    if ip.version() != 4 || ihl < ipv4::HEADER_LEN || total < ihl || p.len() < total {
         return L3_MALFORMED;
     }
-    let frag_field = be16(h, 6);
-    let later = frag_field & 0x1fff != 0;
+    // One read of the flags/offset word for both tests (as separate accessors the two reads
+    // compile to byte-wise code that costs four instructions more per packet).
+    let ff = ip.flags_and_offset();
+    let later = ff & ipv4::OFFSET_MASK != 0;
     let frag = if later {
         FRAG_ANY | FRAG_LATER
-    } else if frag_field & 0x2000 != 0 {
+    } else if ff & ipv4::FLAG_MF != 0 {
         FRAG_ANY
     } else {
         0
     };
-    let proto = h[9];
-    k[W::IPV4] = be64(h, 12);
+    let proto = ip.protocol();
+    k[W::IPV4] = ip.addrs_u64();
     let mut l3 = L3 {
         proto_frag: (proto as u64) << 8 | frag as u64,
-        tos_ttl: (h[1] as u64) << 8 | h[8] as u64,
+        tos_ttl: (ip.tos() as u64) << 8 | ip.ttl() as u64,
         map: MAP_IPV4,
         malformed: false,
     };
     if !later {
         // ihl <= total <= p.len(), so the range is in bounds; `get` keeps it panic-free anyway.
         let l4 = p.get(ihl..total).unwrap_or_default();
-        transport(proto, num::IP_ICMP, l4, k, &mut l3);
+        transport(proto, ip_proto::ICMP, l4, k, &mut l3);
     }
     l3
 }
@@ -308,44 +262,40 @@ fn ipv4(p: &[u8], k: &mut [u64; KEY_WORDS]) -> L3 {
 #[inline(always)]
 fn transport(proto: u8, icmp: u8, l4: &[u8], k: &mut [u64; KEY_WORDS], l3: &mut L3) {
     let word = match proto {
-        num::IP_TCP => match l4.first_chunk::<20>() {
-            Some(t) if t[12] >> 4 >= 5 && (t[12] >> 4) as usize * 4 <= l4.len() => {
-                (be32(t, 0) as u64) << 32 | ((be16(t, 12) & 0x0fff) as u64) << 16
-            }
+        ip_proto::TCP => match tcp::Packet::new_checked(l4) {
+            Ok(t) if t.check_lengths() => (t.ports() as u64) << 32 | (t.flags() as u64) << 16,
             _ => {
                 l3.malformed = true;
                 return;
             }
         },
-        num::IP_UDP => match l4.first_chunk::<8>() {
-            Some(u) => (be32(u, 0) as u64) << 32,
-            None => {
+        ip_proto::UDP => match udp::Packet::new_checked(l4) {
+            Ok(u) => (u.ports() as u64) << 32,
+            Err(_) => {
                 l3.malformed = true;
                 return;
             }
         },
-        num::IP_SCTP => match l4.first_chunk::<12>() {
-            Some(s) => (be32(s, 0) as u64) << 32,
-            None => {
+        ip_proto::SCTP => match sctp::Packet::new_checked(l4) {
+            Ok(s) => (s.ports() as u64) << 32,
+            Err(_) => {
                 l3.malformed = true;
                 return;
             }
         },
-        p if p == icmp => match l4.first_chunk::<8>() {
-            Some(c) => {
-                if icmp == num::IP_ICMPV6
-                    && c[1] == 0
-                    && (c[0] == num::ND_SOLICIT || c[0] == num::ND_ADVERT)
-                {
-                    if let Some(nd) = l4.first_chunk::<24>() {
-                        k[W::ND_TARGET] = be64(nd, 8);
-                        k[W::ND_TARGET + 1] = be64(nd, 16);
+        p if p == icmp => match icmp::Packet::new_checked(l4) {
+            Ok(c) if l4.len() >= icmp::MESSAGE_MIN_LEN => {
+                if icmp == ip_proto::ICMPV6 && c.is_nd() {
+                    if let Ok(nd) = icmp::NdMessage::new_checked(l4) {
+                        let t = nd.target();
+                        k[W::ND_TARGET] = (t >> 64) as u64;
+                        k[W::ND_TARGET + 1] = t as u64;
                         l3.map |= MAP_ND;
                     }
                 }
-                (be16(c, 0)) as u64
+                c.type_code() as u64
             }
-            None => {
+            _ => {
                 l3.malformed = true;
                 return;
             }
@@ -359,43 +309,40 @@ fn transport(proto: u8, icmp: u8, l4: &[u8], k: &mut [u64; KEY_WORDS], l3: &mut 
 /// IPv6 header, its extension-header chain and its L4.
 #[inline]
 fn ipv6(p: &[u8], k: &mut [u64; KEY_WORDS]) -> L3 {
-    let Some((h, after)) = p.split_first_chunk::<40>() else {
+    let Ok(ip) = ipv6::Packet::new_checked(p) else {
         return L3_MALFORMED;
     };
-    let Some(mut rest) = after.get(..be16(h, 4) as usize) else {
-        return L3_MALFORMED;
-    };
-    if h[0] >> 4 != 6 {
+    if !ip.check_lengths() {
         return L3_MALFORMED;
     }
-    let vtf = be32(h, 0);
-    k[W::IPV6_SRC] = be64(h, 8);
-    k[W::IPV6_SRC + 1] = be64(h, 16);
-    k[W::IPV6_DST] = be64(h, 24);
-    k[W::IPV6_DST + 1] = be64(h, 32);
-    k[W::IPV6_LABEL] = ((vtf & 0x000f_ffff) as u64) << 32;
+    let mut rest = ip.payload();
+    let (src, dst) = (ip.src_addr(), ip.dst_addr());
+    k[W::IPV6_SRC] = (src >> 64) as u64;
+    k[W::IPV6_SRC + 1] = src as u64;
+    k[W::IPV6_DST] = (dst >> 64) as u64;
+    k[W::IPV6_DST + 1] = dst as u64;
+    k[W::IPV6_LABEL] = (ip.flow_label() as u64) << 32;
     let mut l3 = L3 {
         proto_frag: 0,
-        tos_ttl: ((vtf >> 20) as u8 as u64) << 8 | h[7] as u64,
+        tos_ttl: (ip.traffic_class() as u64) << 8 | ip.hop_limit() as u64,
         map: MAP_IPV6,
         malformed: false,
     };
 
-    let mut nh = h[6];
+    let mut nh = ip.next_header();
     let mut frag = 0u8;
     let mut count = 0u32;
     let parse_l4 = loop {
         let len = match nh {
-            num::IPV6_HOPOPTS | num::IPV6_ROUTING | num::IPV6_DSTOPTS | num::IPV6_AH => {
-                match rest.first_chunk::<2>() {
+            ip_proto::HOPOPTS | ip_proto::ROUTING | ip_proto::DSTOPTS | ip_proto::AH => {
+                match ipv6::ExtHeader::new_checked(rest) {
                     // An AH needs at least 12 bytes (payload length >= 1, RFC 4302).
-                    Some(e) if nh == num::IPV6_AH && e[1] == 0 => usize::MAX,
-                    Some(e) if nh == num::IPV6_AH => (e[1] as usize + 2) * 4,
-                    Some(e) => (e[1] as usize + 1) * 8,
-                    None => usize::MAX,
+                    Ok(e) if nh == ip_proto::AH && e.len_field() == 0 => usize::MAX,
+                    Ok(e) => e.header_len(nh),
+                    Err(_) => usize::MAX,
                 }
             }
-            num::IPV6_FRAGMENT => 8,
+            ip_proto::FRAGMENT => ipv6::EXT_MIN_LEN,
             _ => break true,
         };
         if count == MAX_IPV6_EXT_HEADERS {
@@ -407,14 +354,11 @@ fn ipv6(p: &[u8], k: &mut [u64; KEY_WORDS]) -> L3 {
             l3.malformed = true;
             break false;
         };
-        // `len >= 8 > 0` here, so the next-header byte exists.
-        let next = rest.first().copied().unwrap_or_default();
-        if nh == num::IPV6_FRAGMENT {
-            let off = rest
-                .get(2..4)
-                .map_or(0, |o| u16::from_be_bytes([o[0], o[1]]) >> 3);
+        // `len >= 8` bytes are there, so the next-header byte (and a fragment header) is.
+        let next = ipv6::ExtHeader::new_unchecked(rest).next_header();
+        if nh == ip_proto::FRAGMENT {
             frag |= FRAG_ANY;
-            if off != 0 {
+            if ipv6::FragHeader::new_unchecked(rest).frag_offset() != 0 {
                 frag |= FRAG_LATER;
                 nh = next;
                 break false;
@@ -425,7 +369,7 @@ fn ipv6(p: &[u8], k: &mut [u64; KEY_WORDS]) -> L3 {
     };
     l3.proto_frag = (nh as u64) << 8 | frag as u64;
     if parse_l4 {
-        transport(nh, num::IP_ICMPV6, rest, k, &mut l3);
+        transport(nh, ip_proto::ICMPV6, rest, k, &mut l3);
     }
     l3
 }
@@ -433,16 +377,15 @@ fn ipv6(p: &[u8], k: &mut [u64; KEY_WORDS]) -> L3 {
 /// ARP for IPv4 over Ethernet.
 #[inline]
 fn arp(p: &[u8], k: &mut [u64; KEY_WORDS]) -> L3 {
-    let Some(a) = p.first_chunk::<28>() else {
+    let Ok(a) = arp::Packet::new_checked(p) else {
         return L3_MALFORMED;
     };
-    // htype 1, ptype 0x0800, hlen 6, plen 4.
-    if be32(a, 0) != 0x0001_0800 || be16(a, 4) != 0x0604 {
+    if !a.is_ethernet_ipv4() {
         return L3_NONE;
     }
-    k[W::ARP_PA] = (be32(a, 14) as u64) << 32 | be32(a, 24) as u64;
-    k[W::ARP_SHA_OP] = (be64(a, 8) & !0xffff) | be16(a, 6) as u64;
-    k[W::ARP_THA] = be64(a, 18) & !0xffff;
+    k[W::ARP_PA] = (a.spa() as u64) << 32 | a.tpa() as u64;
+    k[W::ARP_SHA_OP] = a.sha_u64() << 16 | a.operation() as u64;
+    k[W::ARP_THA] = a.tha_u64() << 16;
     L3 {
         map: MAP_ARP,
         ..L3_NONE

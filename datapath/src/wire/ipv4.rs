@@ -32,9 +32,12 @@ mod field {
 /// Bytes of the fixed header (IHL 5).
 pub const HEADER_LEN: usize = field::DST.end;
 
-const FLAG_DF: u16 = 0x4000;
-const FLAG_MF: u16 = 0x2000;
-const OFFSET_MASK: u16 = 0x1fff;
+/// The don't-fragment flag in the flags/offset word.
+pub const FLAG_DF: u16 = 0x4000;
+/// The more-fragments flag in the flags/offset word.
+pub const FLAG_MF: u16 = 0x2000;
+/// The fragment offset (8-byte units) in the flags/offset word.
+pub const OFFSET_MASK: u16 = 0x1fff;
 
 /// A view of an IPv4 packet.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -83,33 +86,35 @@ impl<T: AsRef<[u8]>> Packet<T> {
         rw::get_u16(self.header(), field::IDENT)
     }
 
+    /// The flags and fragment offset word ([`FLAG_DF`], [`FLAG_MF`], [`OFFSET_MASK`]): one
+    /// read when several of its bits are wanted.
     #[inline(always)]
-    fn flg_off(&self) -> u16 {
+    pub fn flags_and_offset(&self) -> u16 {
         rw::get_u16(self.header(), field::FLG_OFF)
     }
 
     /// The don't-fragment flag.
     #[inline(always)]
     pub fn dont_frag(&self) -> bool {
-        self.flg_off() & FLAG_DF != 0
+        self.flags_and_offset() & FLAG_DF != 0
     }
 
     /// The more-fragments flag.
     #[inline(always)]
     pub fn more_frags(&self) -> bool {
-        self.flg_off() & FLAG_MF != 0
+        self.flags_and_offset() & FLAG_MF != 0
     }
 
     /// Fragment offset in 8-byte units.
     #[inline(always)]
     pub fn frag_offset(&self) -> u16 {
-        self.flg_off() & OFFSET_MASK
+        self.flags_and_offset() & OFFSET_MASK
     }
 
     /// Any fragment: more fragments follow or the offset is non-zero.
     #[inline(always)]
     pub fn is_fragment(&self) -> bool {
-        self.flg_off() & (FLAG_MF | OFFSET_MASK) != 0
+        self.flags_and_offset() & (FLAG_MF | OFFSET_MASK) != 0
     }
 
     /// A non-first fragment (no L4 header in it).
