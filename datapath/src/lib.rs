@@ -7,11 +7,13 @@
 //! - [`exec`]: datapath actions on buffers (set-field with checksum updates, VLAN, dec_ttl,
 //!   VXLAN encap/decap).
 //! - [`port`]: the port kinds a worker polls (memory today; AF_XDP and tap later).
+//! - [`dpif`]: the controller-worker seam: commands in, upcalls and events out, the queues.
 //! - [`worker`]: the pinned worker loop: rx burst -> extract -> EMC -> megaflow -> actions, with
-//!   upcalls out and commands in over lock-free queues.
+//!   upcalls out and commands in over the [`dpif`] queues.
 //! - [`stats`]: per-port and per-worker counters, drops by reason.
 
 pub mod buf;
+pub mod dpif;
 pub mod exec;
 pub mod extract;
 pub mod port;
