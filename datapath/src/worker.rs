@@ -15,6 +15,9 @@
 //!   every packet the worker takes afterwards sees the new state (OpenFlow barrier semantics).
 //! - Every packet ends transmitted, handed to the controller, or dropped under a
 //!   [`DropReason`].
+//! - There is one pipeline: a received burst, the packets a tunnel pop recirculates, and a
+//!   packet the controller re-injects ([`Command::Execute`]) all go through the same batch
+//!   stages (the last as a batch of one).
 
 use crate::buf::BufPool;
 use crate::exec;
@@ -136,9 +139,8 @@ pub struct Worker {
     c: Caches,
     /// Keys of the current burst (kept between bursts: the extractor relies on words outside
     /// a key's map being zero, which a previous extraction guarantees, so nothing is zeroed).
+    /// Between bursts slot 0 holds the key of a packet the controller re-injects.
     keys: Box<[PacketKey; BURST]>,
-    /// Key of the packet on the per-packet path.
-    scratch: PacketKey,
     /// Per recirculation level: the tunnel port and outer metadata of each gathered packet
     /// (kept here, not on the stack, so a burst without tunnels pays nothing for them).
     rports: Box<[[PortNo; BURST]; MAX_RECIRC as usize]>,
@@ -174,7 +176,6 @@ impl Worker {
                 emc_insert_inv_prob: cfg.emc_insert_inv_prob,
             },
             keys: Box::new([PacketKey::default(); BURST]),
-            scratch: PacketKey::default(),
             rports: Box::new([[0; BURST]; MAX_RECIRC as usize]),
             rmeta: Box::new([[TunnelMeta::default(); BURST]; MAX_RECIRC as usize]),
             loops: 0,
@@ -416,9 +417,7 @@ impl Worker {
 
         // Stage 4: the megaflow classifier for what is left.
         for &i in &miss[..misses] {
-            found[i as usize] = self
-                .c
-                .classify(&self.keys[i as usize], &mut self.io.counters);
+            found[i as usize] = self.classify(i as usize);
         }
 
         // Prefetch the action lists the SMC and classifier found (their entry lines are warm
@@ -443,9 +442,7 @@ impl Worker {
             };
             match found[i] {
                 Some(fr) => {
-                    if let Outcome::Recirc { port, meta } =
-                        self.run_flow(bufs[i], in_port, Some(i), fr)
-                    {
+                    if let Outcome::Recirc { port, meta } = self.run_flow(bufs[i], in_port, i, fr) {
                         rbufs[nr] = bufs[i];
                         if let (Some(p), Some(m)) =
                             (self.rports.get_mut(level), self.rmeta.get_mut(level))
@@ -465,27 +462,41 @@ impl Worker {
             }
         }
         if nr > 0 {
-            self.io.counters.recirculations += nr as u64;
-            if depth + 1 >= MAX_RECIRC {
-                self.io.counters.drop_n(DropReason::RecircLimit, nr as u64);
-                for &b in &rbufs[..nr] {
-                    self.io.pool.free(b);
-                }
-            } else {
-                self.process_batch(&rbufs[..nr], Ingress::Recirc(level), depth + 1);
-            }
+            self.recirculate(&rbufs[..nr], level, depth);
         }
     }
 
-    /// Counts a megaflow hit and runs its actions on buffer `b`. `slot`: the key's batch
-    /// slot, or `None` for the per-packet path's scratch key. A tunnel pop is returned for
-    /// the caller to recirculate.
+    /// The megaflow classifier for the key in batch slot `i`. Out of line, as it was while a
+    /// second copy of the pipeline also called it: inlined into the batch loop, it costs the
+    /// cache-hit path about ten instructions a packet in spilled registers.
+    #[inline(never)]
+    fn classify(&mut self, i: usize) -> Option<FlowRef> {
+        self.c.classify(&self.keys[i], &mut self.io.counters)
+    }
+
+    /// Sends the packets a tunnel pop at `depth` gathered (their tunnel ports and outer
+    /// metadata in `rports[level]` / `rmeta[level]`) through the stages again as one batch, or
+    /// drops them past [`MAX_RECIRC`].
+    #[inline]
+    fn recirculate(&mut self, bufs: &[u32], level: usize, depth: u8) {
+        self.io.counters.recirculations += bufs.len() as u64;
+        if depth + 1 >= MAX_RECIRC {
+            self.io
+                .counters
+                .drop_n(DropReason::RecircLimit, bufs.len() as u64);
+            for &b in bufs {
+                self.io.pool.free(b);
+            }
+        } else {
+            self.process_batch(bufs, Ingress::Recirc(level), depth + 1);
+        }
+    }
+
+    /// Counts a megaflow hit and runs its actions on buffer `b`, whose key is in batch slot
+    /// `i`. A tunnel pop is returned for the caller to recirculate.
     #[inline(always)]
-    fn run_flow(&mut self, b: u32, in_port: PortNo, slot: Option<usize>, fr: FlowRef) -> Outcome {
-        let pk = match slot {
-            Some(i) => &self.keys[i],
-            None => &self.scratch,
-        };
+    fn run_flow(&mut self, b: u32, in_port: PortNo, i: usize, fr: FlowRef) -> Outcome {
+        let pk = &self.keys[i];
         let len = self.io.pool.get(b).len() as u64;
         let now = self.io.now_ms;
         match self.c.cache.get_mut(fr) {
@@ -501,45 +512,6 @@ impl Worker {
                 self.io.counters.drop(DropReason::ActionFailed);
                 self.io.pool.free(b);
                 Outcome::Done
-            }
-        }
-    }
-
-    /// Recirculates one packet on the per-packet path (bounded depth).
-    fn recirculate(&mut self, b: u32, port: PortNo, meta: &TunnelMeta, depth: u8) {
-        self.io.counters.recirculations += 1;
-        if depth + 1 >= MAX_RECIRC {
-            self.io.counters.drop(DropReason::RecircLimit);
-            self.io.pool.free(b);
-        } else {
-            self.process(b, port, Some(meta), depth + 1);
-        }
-    }
-
-    /// Extract, look up, execute (or upcall) one packet: the path of recirculated and
-    /// re-injected packets (a received burst takes the batch path of `poll_port`).
-    fn process(&mut self, b: u32, in_port: PortNo, tun: Option<&TunnelMeta>, depth: u8) {
-        let mut pk = self.scratch;
-        match extract(self.io.pool.get(b).data(), in_port, tun, &mut pk) {
-            Ok(info) => self.io.counters.malformed_l3 += info.malformed as u64,
-            Err(r) => {
-                self.io.counters.drop(r);
-                self.io.pool.free(b);
-                return;
-            }
-        }
-        self.scratch = pk;
-        match self.c.lookup(&self.scratch, &mut self.io.counters) {
-            Some(fr) => {
-                if let Outcome::Recirc { port, meta } = self.run_flow(b, in_port, None, fr) {
-                    self.recirculate(b, port, &meta, depth);
-                }
-            }
-            None => {
-                self.io.counters.misses += 1;
-                self.io
-                    .upcall(b, in_port, tun, &self.scratch, UpcallKind::Miss);
-                self.io.pool.free(b);
             }
         }
     }
@@ -710,15 +682,18 @@ impl Worker {
             self.io.pool.free(b);
             return;
         }
-        let mut pk = self.scratch;
-        if let Err(r) = extract(self.io.pool.get(b).data(), in_port, tun.as_ref(), &mut pk) {
+        // Between bursts the batch's key slots are free: slot 0 takes this packet's key.
+        let pk = &mut self.keys[0];
+        if let Err(r) = extract(self.io.pool.get(b).data(), in_port, tun.as_ref(), pk) {
             self.io.counters.drop(r);
             self.io.pool.free(b);
             return;
         }
-        self.scratch = pk;
-        if let Outcome::Recirc { port, meta } = self.io.execute(b, in_port, &pk, actions) {
-            self.recirculate(b, port, &meta, 0);
+        if let Outcome::Recirc { port, meta } = self.io.execute(b, in_port, pk, actions) {
+            // A tunnel pop: on through the pipeline as a batch of one.
+            self.rports[0][0] = port;
+            self.rmeta[0][0] = meta;
+            self.recirculate(&[b], 0, 0);
         }
         self.io.flush_all();
     }
