@@ -724,28 +724,6 @@ impl Caches {
         }
     }
 
-    /// EMC, then SMC, then the classifier. Stale (older-version) entries are misses.
-    #[inline]
-    fn lookup(&mut self, pk: &PacketKey, c: &mut WorkerCounters) -> Option<FlowRef> {
-        if let Some(fr) = self.emc_lookup(pk, c) {
-            return Some(fr);
-        }
-        if let Some(smc) = &self.smc {
-            if let Some(fr) = self.cache.lookup_smc(smc, pk) {
-                if self
-                    .cache
-                    .get(fr)
-                    .is_some_and(|e| e.version >= self.version)
-                {
-                    c.smc_hits += 1;
-                    self.maybe_emc_insert(pk, fr);
-                    return Some(fr);
-                }
-            }
-        }
-        self.classify(pk, c)
-    }
-
     /// The megaflow classifier (tuple-space search); on a hit the SMC and EMC learn the flow.
     #[inline]
     fn classify(&mut self, pk: &PacketKey, c: &mut WorkerCounters) -> Option<FlowRef> {

@@ -25,7 +25,7 @@ use std::any::Any;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
-use strato_datapath::worker::UpcallKind;
+use strato_datapath::dpif::UpcallKind;
 use strato_flowtable::pipeline::{RemovalReason, Rule};
 use strato_flowtable::PortNo;
 

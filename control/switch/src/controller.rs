@@ -25,13 +25,13 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
+use strato_datapath::dpif::{
+    Command, DpFlowInfo, Event, Notifier, RevalOp, Upcall, UpcallKind, WorkerChannels,
+};
 use strato_datapath::port::Frame;
 use strato_datapath::port::{FrameRing, Port, PortKind};
 use strato_datapath::stats::{PortCounters, SharedPortStats, WorkerCounters};
-use strato_datapath::worker::{
-    Command, DpFlowInfo, Event, Notifier, RevalOp, Upcall, UpcallKind, Worker, WorkerChannels,
-    WorkerConfig,
-};
+use strato_datapath::worker::{Worker, WorkerConfig};
 use strato_flowtable::megaflow::MegaflowId;
 use strato_flowtable::pipeline::{Pipeline, PortEnv, RemovalReason, Rule, RuleId};
 use strato_flowtable::{xlate, DpAction, Match, PortNo};

@@ -32,7 +32,7 @@ use source::{ModelSource, ModelUpdate, Vtep};
 use std::collections::{BTreeMap, HashMap};
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::{Duration, Instant};
-use strato_datapath::worker::UpcallKind;
+use strato_datapath::dpif::UpcallKind;
 use strato_flowtable::{DpAction, PortNo};
 use strato_switch::app::{App, Punt, Readiness};
 use strato_switch::controller::{Controller, ControllerHandle, PacketIn};

@@ -21,7 +21,7 @@ use super::{
     apply_flow_mod, execute_packet_out, table_stats, Ctx, FlowModCmd, FlowModError, FlowModOp,
 };
 use crate::controller::{PacketIn as CtlPacketIn, PortRecord};
-use strato_datapath::worker::UpcallKind;
+use strato_datapath::dpif::UpcallKind;
 use strato_flowtable::dpaction::UserspaceReason;
 use strato_flowtable::key::Field;
 use strato_flowtable::pipeline::{Action, Instructions, OfPort, RemovalReason, Rule, RuleFilter};

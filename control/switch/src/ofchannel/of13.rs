@@ -18,7 +18,7 @@
 use super::conn::{Conn, Handled, Role};
 use super::{Ctx, Effect};
 use crate::controller::{Controller, PacketIn as CtlPacketIn, PortRecord};
-use strato_datapath::worker::UpcallKind;
+use strato_datapath::dpif::UpcallKind;
 use strato_flowtable::dpaction::UserspaceReason;
 use strato_flowtable::flow_match::Match;
 use strato_flowtable::key::Field;
