@@ -21,8 +21,9 @@ use crate::key::Field;
 use crate::tunnel::TunnelPush;
 use core::fmt;
 
-/// A datapath port number. Small dense integers assigned by the controller.
-pub type PortNo = u32;
+/// Re-exported from [`crate::port`], where it lives (so [`crate::tunnel`] need not import this
+/// module for it).
+pub use crate::port::PortNo;
 
 /// Why a packet is sent to the controller by a `Userspace` action (OpenFlow packet-in reasons).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

@@ -43,8 +43,8 @@
 //! (output:TABLE, argument checks, group self-reference, unknown group); then loops through
 //! other groups; then chain depth.
 
-use crate::dpaction::PortNo;
 use crate::pipeline::{Action, OfPort, PipelineError, Rule};
+use crate::port::PortNo;
 use core::fmt;
 use hashbrown::HashMap;
 use std::collections::BTreeMap;

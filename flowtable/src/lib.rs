@@ -11,6 +11,7 @@
 //!   actions; and [`semantics`], the key-level model of both used to check it.
 //! - [`emc`] and [`megaflow`]: the per-worker flow caches (exact-match cache, tuple-space
 //!   megaflow classifier).
+//! - [`port`]: the port number type every module shares.
 
 pub mod dpaction;
 pub mod emc;
@@ -21,12 +22,14 @@ pub mod key;
 pub mod mac;
 pub mod megaflow;
 pub mod pipeline;
+pub mod port;
 pub mod semantics;
 pub mod smc;
 pub mod tunnel;
 pub mod xlate;
 
-pub use dpaction::{DpAction, PortNo};
+pub use dpaction::DpAction;
 pub use flow_match::Match;
 pub use key::{Field, FlowKey, PacketKey};
 pub use mac::MacAddr;
+pub use port::PortNo;

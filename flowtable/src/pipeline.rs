@@ -29,10 +29,10 @@
 //! - `output:TABLE` ([`OfPort::Table`]) is valid only in packet-out action lists
 //!   ([`crate::xlate::xlate_actions`]): rules and buckets using it are refused.
 
-use crate::dpaction::PortNo;
 use crate::flow_match::{mask_words, Match};
 use crate::group::{Group, GroupDeleteOutcome, GroupSpec, GroupTable};
 use crate::key::{Field, FlowKey};
+use crate::port::PortNo;
 use hashbrown::{HashMap, HashTable};
 use std::collections::BTreeMap;
 use std::net::IpAddr;

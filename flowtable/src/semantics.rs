@@ -42,12 +42,13 @@
 //! The key inside an [`Effect`] is normalised ([`normalize`]): pipeline-only fields (in_port,
 //! metadata, registers) and tunnel fields are zeroed, since they never reach the wire as such.
 
-use crate::dpaction::{DpAction, PortNo, UserspaceReason};
+use crate::dpaction::{DpAction, UserspaceReason};
 use crate::group::{Bucket, Group, GroupType, SelectHash};
 use crate::key::{Field, FlowKey, FRAG_LATER, VLAN_PRESENT};
 use crate::pipeline::{
     Action, OfPort, Pipeline, PortEnv, Rule, TableMiss, TunnelPortCfg, IN_PORT_CONTROLLER,
 };
+use crate::port::PortNo;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 /// Cookie of a packet-in caused by a table miss (OpenFlow: -1, no rule).

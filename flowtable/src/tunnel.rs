@@ -8,7 +8,7 @@
 //! with IPv4 it is zero unless `udp_csum` is set (the Linux kernel sets it by default; both are
 //! valid and decap accepts both).
 
-use crate::dpaction::PortNo;
+use crate::port::PortNo;
 use core::fmt;
 use std::net::IpAddr;
 

@@ -50,13 +50,14 @@
 //! Cost: no allocation besides the output vectors (reuse them with [`xlate_into`]); a group
 //! bucket costs a copy of the working state on the stack, nothing on the heap.
 
-use crate::dpaction::{DpAction, PortNo, UserspaceReason};
+use crate::dpaction::{DpAction, UserspaceReason};
 use crate::flow_match::Match;
 use crate::group::{Bucket, Group, GroupType, SelectHash, MAX_GROUP_DEPTH};
 use crate::key::{Field, FlowKey, FRAG_LATER, VLAN_PRESENT};
 use crate::pipeline::{
     Action, OfPort, Pipeline, PortEnv, RuleId, TableMiss, TunnelPortCfg, IN_PORT_CONTROLLER,
 };
+use crate::port::PortNo;
 use crate::semantics::{MISS_COOKIE, MISS_MAX_LEN, PACKET_OUT_COOKIE, PACKET_OUT_TABLE};
 use crate::tunnel::{TunnelParams, TunnelPush};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
