@@ -9,13 +9,15 @@
 //!   timeouts, versions); [`group`]: its OpenFlow 1.3 groups.
 //! - [`xlate`]: pipeline + key -> megaflow (match with exactly the consulted mask) + datapath
 //!   actions; and [`semantics`], the key-level model of both used to check it.
-//! - [`emc`] and [`megaflow`]: the per-worker flow caches (exact-match cache, tuple-space
-//!   megaflow classifier).
+//! - [`emc`], [`smc`] and [`megaflow`]: the per-worker cache levels (exact-match cache,
+//!   signature-match cache, tuple-space megaflow classifier); [`flowcache`]: the one type that
+//!   looks them up in order under one version check.
 //! - [`port`]: the port number type every module shares.
 
 pub mod dpaction;
 pub mod emc;
 pub mod flow_match;
+pub mod flowcache;
 pub mod fmt;
 pub mod group;
 pub mod key;
@@ -30,6 +32,7 @@ pub mod xlate;
 
 pub use dpaction::DpAction;
 pub use flow_match::Match;
+pub use flowcache::{CacheCounters, CacheStats, FlowCache, FlowCacheConfig};
 pub use key::{Field, FlowKey, PacketKey};
 pub use mac::MacAddr;
 pub use port::PortNo;
