@@ -7,6 +7,7 @@
 //! exactly one reason.
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use strato_flowtable::flowcache::CacheCounters;
 
 macro_rules! reasons {
     ($( $(#[$doc:meta])* $name:ident = $text:expr ),* $(,)?) => {
@@ -164,6 +165,26 @@ impl WorkerCounters {
             rx_stalls: s[12],
             drops,
         }
+    }
+}
+
+/// The flow cache counts its hits straight into the worker's counters.
+impl CacheCounters for WorkerCounters {
+    #[inline(always)]
+    fn emc_hit(&mut self) {
+        self.emc_hits += 1;
+    }
+    #[inline(always)]
+    fn smc_hit(&mut self) {
+        self.smc_hits += 1;
+    }
+    #[inline(always)]
+    fn megaflow_hit(&mut self) {
+        self.megaflow_hits += 1;
+    }
+    #[inline(always)]
+    fn stale_hit(&mut self) {
+        self.stale_hits += 1;
     }
 }
 

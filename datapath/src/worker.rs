@@ -27,9 +27,9 @@ use crate::stats::{DropReason, WorkerCounters};
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use strato_flowtable::emc::{Emc, EMC_ENTRIES};
+use strato_flowtable::emc::EMC_ENTRIES;
+use strato_flowtable::flowcache::{FlowCache, FlowCacheConfig};
 use strato_flowtable::megaflow::{FlowRef, Insert, MegaflowCache};
-use strato_flowtable::smc::Smc;
 use strato_flowtable::tunnel::VXLAN_PORT;
 use strato_flowtable::{DpAction, PacketKey, PortNo};
 
@@ -136,7 +136,7 @@ struct Io {
 pub struct Worker {
     cfg: WorkerConfig,
     io: Io,
-    c: Caches,
+    c: FlowCache,
     /// Keys of the current burst (kept between bursts: the extractor relies on words outside
     /// a key's map being zero, which a previous extraction guarantees, so nothing is zeroed).
     /// Between bursts slot 0 holds the key of a packet the controller re-injects.
@@ -153,7 +153,6 @@ pub struct Worker {
 impl Worker {
     /// A worker with no ports.
     pub fn new(cfg: WorkerConfig, ch: Arc<WorkerChannels>) -> Worker {
-        let smc = (cfg.smc_entries > 0).then(|| Smc::new(cfg.smc_entries));
         Worker {
             io: Io {
                 id: cfg.id,
@@ -167,14 +166,13 @@ impl Worker {
                 pending_events: VecDeque::new(),
                 now_ms: 0,
             },
-            c: Caches {
-                emc: Emc::new(cfg.emc_entries),
-                smc,
-                cache: MegaflowCache::new(cfg.megaflow_capacity),
-                version: 0,
-                rng: 0x9e37_79b9 ^ cfg.id as u32,
+            c: FlowCache::new(&FlowCacheConfig {
+                emc_entries: cfg.emc_entries,
+                smc_entries: cfg.smc_entries,
+                megaflow_capacity: cfg.megaflow_capacity,
                 emc_insert_inv_prob: cfg.emc_insert_inv_prob,
-            },
+                seed: 0x9e37_79b9 ^ cfg.id as u32,
+            }),
             keys: Box::new([PacketKey::default(); BURST]),
             rports: Box::new([[0; BURST]; MAX_RECIRC as usize]),
             rmeta: Box::new([[TunnelMeta::default(); BURST]; MAX_RECIRC as usize]),
@@ -211,12 +209,12 @@ impl Worker {
 
     /// The megaflow cache (read-only).
     pub fn cache(&self) -> &MegaflowCache {
-        &self.c.cache
+        self.c.megaflows()
     }
 
     /// Current pipeline version.
     pub fn version(&self) -> u64 {
-        self.c.version
+        self.c.version()
     }
 
     /// Free buffers in the pool (frame accounting: equals the pool size when idle).
@@ -263,7 +261,7 @@ impl Worker {
             self.io.now_ms = self.start.elapsed().as_millis() as u64;
         }
         if self.loops & 0x3fff == 0 {
-            self.c.cache.rank();
+            self.c.megaflows_mut().rank();
             self.publish();
         }
         let mut work = self.apply_commands();
@@ -348,85 +346,10 @@ impl Worker {
             }
         }
 
-        // Stage 2: exact-match cache.
-        for (k, _) in self.keys.iter().zip(&live[..n]).filter(|(_, l)| **l) {
-            self.c.emc.prefetch(k.hash);
-        }
+        // Stages 2-4: the flow cache, level by level over the burst (EMC, SMC, classifier).
         let mut found: [Option<FlowRef>; BURST] = [None; BURST];
-        let mut miss = [0u8; BURST];
-        let mut misses = 0;
-        for i in 0..n {
-            if !live[i] {
-                continue;
-            }
-            match self.c.emc_lookup(&self.keys[i], &mut self.io.counters) {
-                Some(fr) => found[i] = Some(fr),
-                None => {
-                    miss[misses] = i as u8;
-                    misses += 1;
-                }
-            }
-        }
-
-        let (emc_miss, emc_misses) = (miss, misses);
-
-        // Stage 3: signature-match cache, in three passes (bucket, candidate, verify).
-        if misses > 0 {
-            if let Some(smc) = &self.c.smc {
-                for &i in &miss[..misses] {
-                    smc.prefetch(self.keys[i as usize].hash);
-                }
-                let mut cand = [u32::MAX; BURST];
-                for (j, &i) in miss[..misses].iter().enumerate() {
-                    if let Some(slot) = smc.lookup(self.keys[i as usize].hash) {
-                        cand[j] = slot;
-                        self.c.cache.prefetch_slot(slot);
-                    }
-                }
-                let mut still = 0;
-                for j in 0..misses {
-                    let i = miss[j] as usize;
-                    let hit = if cand[j] == u32::MAX {
-                        None
-                    } else {
-                        self.c
-                            .cache
-                            .verify_slot(cand[j], &self.keys[i])
-                            .filter(|fr| {
-                                self.c
-                                    .cache
-                                    .get(*fr)
-                                    .is_some_and(|e| e.version >= self.c.version)
-                            })
-                    };
-                    match hit {
-                        Some(fr) => {
-                            self.io.counters.smc_hits += 1;
-                            found[i] = Some(fr);
-                            self.c.maybe_emc_insert(&self.keys[i], fr);
-                        }
-                        None => {
-                            miss[still] = i as u8;
-                            still += 1;
-                        }
-                    }
-                }
-                misses = still;
-            }
-        }
-
-        // Stage 4: the megaflow classifier for what is left.
-        for &i in &miss[..misses] {
-            found[i as usize] = self.classify(i as usize);
-        }
-
-        // Prefetch the action lists the SMC and classifier found (their entry lines are warm
-        // from verification; EMC hits' action lists are hot already).
-        for &i in &emc_miss[..emc_misses] {
-            if let Some(fr) = found[i as usize] {
-                self.c.cache.prefetch_actions(fr);
-            }
-        }
+        self.c
+            .lookup_batch(&self.keys, &live, n, &mut found, &mut self.io.counters);
 
         // Stage 5: actions (or upcall), in arrival order. Tunnel pops are gathered.
         let mut rbufs = [0u32; BURST];
@@ -466,14 +389,6 @@ impl Worker {
         }
     }
 
-    /// The megaflow classifier for the key in batch slot `i`. Out of line, as it was while a
-    /// second copy of the pipeline also called it: inlined into the batch loop, it costs the
-    /// cache-hit path about ten instructions a packet in spilled registers.
-    #[inline(never)]
-    fn classify(&mut self, i: usize) -> Option<FlowRef> {
-        self.c.classify(&self.keys[i], &mut self.io.counters)
-    }
-
     /// Sends the packets a tunnel pop at `depth` gathered (their tunnel ports and outer
     /// metadata in `rports[level]` / `rmeta[level]`) through the stages again as one batch, or
     /// drops them past [`MAX_RECIRC`].
@@ -499,7 +414,7 @@ impl Worker {
         let pk = &self.keys[i];
         let len = self.io.pool.get(b).len() as u64;
         let now = self.io.now_ms;
-        match self.c.cache.get_mut(fr) {
+        match self.c.megaflows_mut().get_mut(fr) {
             Some(e) => {
                 e.packets += 1;
                 e.bytes += len;
@@ -565,7 +480,7 @@ impl Worker {
                 version,
             } => match self
                 .c
-                .cache
+                .megaflows_mut()
                 .insert(id, *m, actions, version, self.io.now_ms)
             {
                 Insert::Inserted {
@@ -589,28 +504,22 @@ impl Worker {
                 for (id, op) in ops {
                     match op {
                         RevalOp::Keep => {
-                            self.c.cache.update(id, None, version);
+                            self.c.megaflows_mut().update(id, None, version);
                         }
                         RevalOp::Update(a) => {
-                            self.c.cache.update(id, Some(a), version);
+                            self.c.megaflows_mut().update(id, Some(a), version);
                         }
                         RevalOp::Delete => {
-                            self.c.cache.remove(id);
+                            self.c.megaflows_mut().remove(id);
                         }
                     }
                 }
-                self.c.version = self.c.version.max(version);
+                self.c.advance_version(version);
             }
             Command::Remove(id) => {
-                self.c.cache.remove(id);
+                self.c.megaflows_mut().remove(id);
             }
-            Command::FlushCaches => {
-                self.c.cache.clear();
-                self.c.emc.clear();
-                if let Some(s) = &mut self.c.smc {
-                    s.clear();
-                }
-            }
+            Command::FlushCaches => self.c.flush(),
             Command::Execute {
                 in_port,
                 tun,
@@ -624,7 +533,7 @@ impl Worker {
             Command::DumpFlows => {
                 let flows = self
                     .c
-                    .cache
+                    .megaflows()
                     .iter()
                     .map(|e| DpFlowInfo {
                         id: e.id,
@@ -646,7 +555,7 @@ impl Worker {
             Command::ReportStats => {
                 let flows = self
                     .c
-                    .cache
+                    .megaflows()
                     .iter()
                     .map(|e| (e.id, e.packets, e.bytes, e.used))
                     .collect();
@@ -696,70 +605,6 @@ impl Worker {
             self.recirculate(&[b], 0, 0);
         }
         self.io.flush_all();
-    }
-}
-
-/// A worker's flow caches and the version they answer for.
-struct Caches {
-    emc: Emc,
-    smc: Option<Smc>,
-    cache: MegaflowCache,
-    version: u64,
-    rng: u32,
-    emc_insert_inv_prob: u32,
-}
-
-impl Caches {
-    /// Exact-match cache lookup, validated (live entry, current version).
-    #[inline(always)]
-    fn emc_lookup(&self, pk: &PacketKey, c: &mut WorkerCounters) -> Option<FlowRef> {
-        let fr = self.emc.lookup(pk)?;
-        let e = self.cache.get(fr)?;
-        if e.version >= self.version {
-            c.emc_hits += 1;
-            Some(fr)
-        } else {
-            c.stale_hits += 1;
-            None
-        }
-    }
-
-    /// The megaflow classifier (tuple-space search); on a hit the SMC and EMC learn the flow.
-    #[inline]
-    fn classify(&mut self, pk: &PacketKey, c: &mut WorkerCounters) -> Option<FlowRef> {
-        let fr = self.cache.lookup(&pk.key)?;
-        if self
-            .cache
-            .get(fr)
-            .is_some_and(|e| e.version >= self.version)
-        {
-            c.megaflow_hits += 1;
-            if let Some(smc) = &mut self.smc {
-                smc.insert(pk.hash, fr.slot);
-            }
-            self.maybe_emc_insert(pk, fr);
-            Some(fr)
-        } else {
-            c.stale_hits += 1;
-            None
-        }
-    }
-
-    /// Inserts into the EMC with probability 1 / `emc_insert_inv_prob` (Open vSwitch's
-    /// defence against EMC thrashing).
-    #[inline(always)]
-    fn maybe_emc_insert(&mut self, pk: &PacketKey, fr: FlowRef) {
-        let p = self.emc_insert_inv_prob;
-        if p > 1 {
-            // xorshift32: cheap, deterministic per worker.
-            self.rng ^= self.rng << 13;
-            self.rng ^= self.rng >> 17;
-            self.rng ^= self.rng << 5;
-            if !self.rng.is_multiple_of(p) {
-                return;
-            }
-        }
-        self.emc.insert(pk, fr);
     }
 }
 
