@@ -16,6 +16,8 @@
 //! Contract:
 //! - Every answer is JSON; every error is `{"NeutronError": {"type", "message", "detail"}}`
 //!   with its status (also unknown routes: 404, wrong methods: 405, oversized bodies: 413).
+//! - Handlers get the caller as an extractor argument ([`Caller`]'s `FromRequestParts`): a
+//!   missing or unknown token is a 401 before the handler runs and before the body is read.
 //! - Writes run on tokio's blocking pool and answer only after the service committed them.
 //! - [`ApiServer::start`] binds before it returns (so a busy port is an error there, and
 //!   [`ApiServer::local_addr`] is the real address); dropping the server stops it: no new
@@ -132,10 +134,19 @@ impl<S: Send + Sync> FromRequest<S> for RawBody {
     }
 }
 
-/// The caller of a request.
-pub fn caller(app: &App, headers: &HeaderMap) -> Result<Caller, ApiError> {
-    app.tokens
-        .caller(headers.get("x-auth-token").map(HeaderValue::as_bytes))
+/// The header that carries the token.
+pub const AUTH_TOKEN: &str = "x-auth-token";
+
+/// The caller of a request, from its `X-Auth-Token` ([`Tokens::caller`]). A missing or
+/// unknown token rejects the request with a 401 NeutronError (and `WWW-Authenticate`) before
+/// the handler runs; as a handler's first argument after `State`, before any other extractor
+/// (the body is not read for an unauthenticated request).
+impl FromRequestParts<Arc<App>> for Caller {
+    type Rejection = ApiError;
+    async fn from_request_parts(parts: &mut Parts, app: &Arc<App>) -> Result<Caller, ApiError> {
+        app.tokens
+            .caller(parts.headers.get(AUTH_TOKEN).map(HeaderValue::as_bytes))
+    }
 }
 
 /// `http://<Host>` of the request (for links).
@@ -190,8 +201,7 @@ async fn versions(headers: HeaderMap) -> Response {
     }]}))
 }
 
-async fn v2_root(State(app): State<Arc<App>>, headers: HeaderMap) -> Result<Response, ApiError> {
-    caller(&app, &headers)?;
+async fn v2_root(_: Caller, headers: HeaderMap) -> Result<Response, ApiError> {
     let base = base_url(&headers);
     let res: Vec<Value> = [
         ("network", "networks"),
@@ -228,19 +238,13 @@ fn extension_json(e: &(&str, &str, &str)) -> Value {
            "updated": "2026-11-21T00:00:00-00:00", "links": []})
 }
 
-async fn extensions(State(app): State<Arc<App>>, headers: HeaderMap) -> Result<Response, ApiError> {
-    caller(&app, &headers)?;
+async fn extensions(_: Caller) -> Result<Response, ApiError> {
     Ok(json_ok(
         json!({"extensions": EXTENSIONS.iter().map(extension_json).collect::<Vec<_>>()}),
     ))
 }
 
-async fn extension(
-    State(app): State<Arc<App>>,
-    headers: HeaderMap,
-    P(alias): P<String>,
-) -> Result<Response, ApiError> {
-    caller(&app, &headers)?;
+async fn extension(_: Caller, P(alias): P<String>) -> Result<Response, ApiError> {
     let alias = neutron::strip_json(&alias);
     EXTENSIONS
         .iter()
@@ -266,8 +270,7 @@ fn host_json(h: &HostInfo) -> Value {
     })
 }
 
-async fn hosts(State(app): State<Arc<App>>, headers: HeaderMap) -> Result<Response, ApiError> {
-    let c = caller(&app, &headers)?;
+async fn hosts(State(app): State<Arc<App>>, c: Caller) -> Result<Response, ApiError> {
     let hs = app.service.hosts(&c)?;
     Ok(json_ok(
         json!({"hosts": hs.iter().map(host_json).collect::<Vec<_>>()}),
@@ -276,10 +279,9 @@ async fn hosts(State(app): State<Arc<App>>, headers: HeaderMap) -> Result<Respon
 
 async fn host(
     State(app): State<Arc<App>>,
-    headers: HeaderMap,
+    c: Caller,
     P(name): P<String>,
 ) -> Result<Response, ApiError> {
-    let c = caller(&app, &headers)?;
     let name = neutron::strip_json(&name);
     let hs = app.service.hosts(&c)?;
     hs.iter()
@@ -442,6 +444,78 @@ impl Drop for ApiServer {
         }
         if let Some(t) = self.thread.take() {
             let _ = t.join();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{Role, TokenSpec};
+
+    fn app() -> Arc<App> {
+        let cfg = TenantConfig {
+            tokens: vec![TokenSpec {
+                token: "t".into(),
+                role: Role::Tenant,
+                tenant: Some("ta".into()),
+            }],
+            ..TenantConfig::default()
+        };
+        let service = Arc::new(TenantService::in_memory(&cfg).unwrap());
+        let feed = feed::Feed::start(&service).unwrap();
+        Arc::new(App {
+            tokens: Tokens::from_config(&cfg),
+            service,
+            feed,
+        })
+    }
+
+    async fn extract(app: &Arc<App>, token: Option<&[u8]>) -> Result<Caller, ApiError> {
+        let mut b = axum::http::Request::builder().uri("/v2.0/networks");
+        if let Some(t) = token {
+            b = b.header("X-Auth-Token", t);
+        }
+        let (mut parts, ()) = b.body(()).unwrap().into_parts();
+        Caller::from_request_parts(&mut parts, app).await
+    }
+
+    #[test]
+    fn the_caller_comes_from_the_token_or_the_request_is_a_401() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let app = app();
+        assert_eq!(
+            rt.block_on(extract(&app, Some(b"t"))).unwrap(),
+            Caller::tenant("ta")
+        );
+        for (token, message) in [
+            (None, "no X-Auth-Token header"),
+            (Some(&b"x"[..]), "the X-Auth-Token is not valid"),
+            (Some(b"tt"), "the X-Auth-Token is not valid"),
+            (Some(b""), "the X-Auth-Token is not valid"),
+            (Some(b"\xff"), "the X-Auth-Token is not valid"),
+        ] {
+            let r = rt
+                .block_on(extract(&app, token))
+                .unwrap_err()
+                .into_response();
+            assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+            assert_eq!(
+                r.headers()[header::WWW_AUTHENTICATE],
+                "Keystone uri=\"none\""
+            );
+            let body = rt
+                .block_on(axum::body::to_bytes(r.into_body(), 1 << 16))
+                .unwrap();
+            assert_eq!(
+                std::str::from_utf8(&body).unwrap(),
+                format!(
+                    "{{\"NeutronError\":{{\"detail\":\"\",\"message\":\"Authentication required: \
+                     {message}\",\"type\":\"HTTPUnauthorized\"}}}}"
+                )
+            );
         }
     }
 }

@@ -17,12 +17,11 @@
 //! other tenants are not its switches). Errors are NeutronErrors as in the Neutron API.
 
 use super::body::{envelope, Attrs};
-use super::{blocking, caller, created, json_ok, no_content, App, RawBody, P};
+use super::{blocking, created, json_ok, no_content, App, RawBody, P};
 use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::service::{NetworkCreate, NetworkInfo, NetworkUpdate};
 use axum::extract::State;
-use axum::http::HeaderMap;
 use axum::response::Response;
 use serde_json::{json, Value};
 use std::sync::Arc;
@@ -45,13 +44,12 @@ pub fn switch_json(n: &NetworkInfo, c: &Caller) -> Value {
     v
 }
 
-/// The caller, allowed on `tenant`'s path.
-fn scoped(app: &App, headers: &HeaderMap, tenant: &str) -> Result<Caller, ApiError> {
-    let c = caller(app, headers)?;
+/// Refuses `c` on another tenant's path (a tenant token may only use its own).
+fn scoped(c: &Caller, tenant: &str) -> Result<(), ApiError> {
     if !c.is_admin() && c.tenant_id != tenant {
         return Err(ApiError::policy("rule:net_objects of another tenant"));
     }
-    Ok(c)
+    Ok(())
 }
 
 fn switch_id(file: &str) -> Result<&str, ApiError> {
@@ -75,10 +73,10 @@ const READ_ONLY: &[&str] = &["id", "status", "subnets", "tenant_id"];
 /// GET /tenants/{tenant}/switches.json
 pub async fn list(
     State(app): State<Arc<App>>,
-    headers: HeaderMap,
+    c: Caller,
     P(tenant): P<String>,
 ) -> Result<Response, ApiError> {
-    let c = scoped(&app, &headers, &tenant)?;
+    scoped(&c, &tenant)?;
     let nets = app.service.list_networks(&c)?;
     let sw: Vec<Value> = nets
         .iter()
@@ -91,11 +89,11 @@ pub async fn list(
 /// POST /tenants/{tenant}/switches.json
 pub async fn create(
     State(app): State<Arc<App>>,
-    headers: HeaderMap,
+    c: Caller,
     P(tenant): P<String>,
     RawBody(body): RawBody,
 ) -> Result<Response, ApiError> {
-    let c = scoped(&app, &headers, &tenant)?;
+    scoped(&c, &tenant)?;
     let mut a = attrs(&body)?;
     let req = NetworkCreate {
         tenant_id: Some(tenant),
@@ -114,10 +112,10 @@ pub async fn create(
 /// GET /tenants/{tenant}/switches/{id}.json
 pub async fn show(
     State(app): State<Arc<App>>,
-    headers: HeaderMap,
+    c: Caller,
     P((tenant, file)): P<(String, String)>,
 ) -> Result<Response, ApiError> {
-    let c = scoped(&app, &headers, &tenant)?;
+    scoped(&c, &tenant)?;
     let n = find(&app, &c, &tenant, switch_id(&file)?)?;
     Ok(json_ok(json!({"switch": switch_json(&n, &c)})))
 }
@@ -125,11 +123,11 @@ pub async fn show(
 /// POST /tenants/{tenant}/switches/{id}.json (update)
 pub async fn update(
     State(app): State<Arc<App>>,
-    headers: HeaderMap,
+    c: Caller,
     P((tenant, file)): P<(String, String)>,
     RawBody(body): RawBody,
 ) -> Result<Response, ApiError> {
-    let c = scoped(&app, &headers, &tenant)?;
+    scoped(&c, &tenant)?;
     let id = switch_id(&file)?.to_string();
     find(&app, &c, &tenant, &id)?;
     let mut a = attrs(&body)?;
@@ -153,10 +151,10 @@ pub async fn update(
 /// DELETE /tenants/{tenant}/switches/{id}.json
 pub async fn delete(
     State(app): State<Arc<App>>,
-    headers: HeaderMap,
+    c: Caller,
     P((tenant, file)): P<(String, String)>,
 ) -> Result<Response, ApiError> {
-    let c = scoped(&app, &headers, &tenant)?;
+    scoped(&c, &tenant)?;
     let id = switch_id(&file)?.to_string();
     find(&app, &c, &tenant, &id)?;
     let svc = app.service.clone();

@@ -15,7 +15,7 @@
 
 use super::body::{envelope, obj, obj_str, parse_ip, Attrs};
 use super::query::ListQuery;
-use super::{blocking, caller, collection_url, created, json_ok, no_content, App, RawBody, P};
+use super::{blocking, collection_url, created, json_ok, no_content, App, RawBody, P};
 use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::ipam::GatewaySpec;
@@ -563,10 +563,10 @@ fn show(q: Option<String>, key: &str, item: Map<String, Value>) -> Result<Respon
 /// GET /v2.0/networks
 pub async fn list_networks(
     State(app): State<Arc<App>>,
+    c: Caller,
     headers: HeaderMap,
     RawQuery(q): RawQuery,
 ) -> Result<Response, ApiError> {
-    let c = caller(&app, &headers)?;
     let q = ListQuery::parse(q.as_deref())?;
     let items = app
         .service
@@ -586,10 +586,9 @@ pub async fn list_networks(
 /// POST /v2.0/networks
 pub async fn create_network(
     State(app): State<Arc<App>>,
-    headers: HeaderMap,
+    c: Caller,
     RawBody(body): RawBody,
 ) -> Result<Response, ApiError> {
-    let c = caller(&app, &headers)?;
     let req = parse_network_create(&body)?;
     let svc = app.service.clone();
     let c2 = c.clone();
@@ -600,11 +599,10 @@ pub async fn create_network(
 /// GET /v2.0/networks/{id}
 pub async fn show_network(
     State(app): State<Arc<App>>,
-    headers: HeaderMap,
+    c: Caller,
     P(id): P<String>,
     RawQuery(q): RawQuery,
 ) -> Result<Response, ApiError> {
-    let c = caller(&app, &headers)?;
     let n = app.service.get_network(&c, strip_json(&id))?;
     show(q, "network", network_json(&n, &c))
 }
@@ -612,11 +610,10 @@ pub async fn show_network(
 /// PUT /v2.0/networks/{id}
 pub async fn update_network(
     State(app): State<Arc<App>>,
-    headers: HeaderMap,
+    c: Caller,
     P(id): P<String>,
     RawBody(body): RawBody,
 ) -> Result<Response, ApiError> {
-    let c = caller(&app, &headers)?;
     let req = parse_network_update(&body)?;
     let (svc, c2) = (app.service.clone(), c.clone());
     let id = strip_json(&id).to_string();
@@ -627,10 +624,9 @@ pub async fn update_network(
 /// DELETE /v2.0/networks/{id}
 pub async fn delete_network(
     State(app): State<Arc<App>>,
-    headers: HeaderMap,
+    c: Caller,
     P(id): P<String>,
 ) -> Result<Response, ApiError> {
-    let c = caller(&app, &headers)?;
     let svc = app.service.clone();
     let id = strip_json(&id).to_string();
     blocking(move || svc.delete_network(&c, &id)).await?;
@@ -640,10 +636,10 @@ pub async fn delete_network(
 /// GET /v2.0/subnets
 pub async fn list_subnets(
     State(app): State<Arc<App>>,
+    c: Caller,
     headers: HeaderMap,
     RawQuery(q): RawQuery,
 ) -> Result<Response, ApiError> {
-    let c = caller(&app, &headers)?;
     let q = ListQuery::parse(q.as_deref())?;
     let items = app
         .service
@@ -662,10 +658,9 @@ pub async fn list_subnets(
 /// POST /v2.0/subnets
 pub async fn create_subnet(
     State(app): State<Arc<App>>,
-    headers: HeaderMap,
+    c: Caller,
     RawBody(body): RawBody,
 ) -> Result<Response, ApiError> {
-    let c = caller(&app, &headers)?;
     let req = parse_subnet_create(&body)?;
     let svc = app.service.clone();
     let s = blocking(move || svc.create_subnet(&c, req)).await?;
@@ -675,11 +670,10 @@ pub async fn create_subnet(
 /// GET /v2.0/subnets/{id}
 pub async fn show_subnet(
     State(app): State<Arc<App>>,
-    headers: HeaderMap,
+    c: Caller,
     P(id): P<String>,
     RawQuery(q): RawQuery,
 ) -> Result<Response, ApiError> {
-    let c = caller(&app, &headers)?;
     let s = app.service.get_subnet(&c, strip_json(&id))?;
     show(q, "subnet", subnet_json(&s))
 }
@@ -687,11 +681,10 @@ pub async fn show_subnet(
 /// PUT /v2.0/subnets/{id}
 pub async fn update_subnet(
     State(app): State<Arc<App>>,
-    headers: HeaderMap,
+    c: Caller,
     P(id): P<String>,
     RawBody(body): RawBody,
 ) -> Result<Response, ApiError> {
-    let c = caller(&app, &headers)?;
     let req = parse_subnet_update(&body)?;
     let svc = app.service.clone();
     let id = strip_json(&id).to_string();
@@ -702,10 +695,9 @@ pub async fn update_subnet(
 /// DELETE /v2.0/subnets/{id}
 pub async fn delete_subnet(
     State(app): State<Arc<App>>,
-    headers: HeaderMap,
+    c: Caller,
     P(id): P<String>,
 ) -> Result<Response, ApiError> {
-    let c = caller(&app, &headers)?;
     let svc = app.service.clone();
     let id = strip_json(&id).to_string();
     blocking(move || svc.delete_subnet(&c, &id)).await?;
@@ -715,10 +707,10 @@ pub async fn delete_subnet(
 /// GET /v2.0/ports
 pub async fn list_ports(
     State(app): State<Arc<App>>,
+    c: Caller,
     headers: HeaderMap,
     RawQuery(q): RawQuery,
 ) -> Result<Response, ApiError> {
-    let c = caller(&app, &headers)?;
     let q = ListQuery::parse(q.as_deref())?;
     // Off the async threads (a list of thousands of ports takes a while), and the exact-string
     // filters applied to the ports before any JSON is built; `q.list` applies every filter
@@ -760,10 +752,9 @@ fn port_prefilter(p: &Port, filters: &[(String, Vec<String>)]) -> bool {
 /// POST /v2.0/ports
 pub async fn create_port(
     State(app): State<Arc<App>>,
-    headers: HeaderMap,
+    c: Caller,
     RawBody(body): RawBody,
 ) -> Result<Response, ApiError> {
-    let c = caller(&app, &headers)?;
     let req = parse_port_create(&body)?;
     let (svc, c2) = (app.service.clone(), c.clone());
     let p = blocking(move || svc.create_port(&c2, req)).await?;
@@ -773,11 +764,10 @@ pub async fn create_port(
 /// GET /v2.0/ports/{id}
 pub async fn show_port(
     State(app): State<Arc<App>>,
-    headers: HeaderMap,
+    c: Caller,
     P(id): P<String>,
     RawQuery(q): RawQuery,
 ) -> Result<Response, ApiError> {
-    let c = caller(&app, &headers)?;
     let p = app.service.get_port(&c, strip_json(&id))?;
     show(q, "port", port_json(&p, &c))
 }
@@ -785,11 +775,10 @@ pub async fn show_port(
 /// PUT /v2.0/ports/{id}
 pub async fn update_port(
     State(app): State<Arc<App>>,
-    headers: HeaderMap,
+    c: Caller,
     P(id): P<String>,
     RawBody(body): RawBody,
 ) -> Result<Response, ApiError> {
-    let c = caller(&app, &headers)?;
     let req = parse_port_update(&body)?;
     let (svc, c2) = (app.service.clone(), c.clone());
     let id = strip_json(&id).to_string();
@@ -800,10 +789,9 @@ pub async fn update_port(
 /// DELETE /v2.0/ports/{id}
 pub async fn delete_port(
     State(app): State<Arc<App>>,
-    headers: HeaderMap,
+    c: Caller,
     P(id): P<String>,
 ) -> Result<Response, ApiError> {
-    let c = caller(&app, &headers)?;
     let svc = app.service.clone();
     let id = strip_json(&id).to_string();
     blocking(move || svc.delete_port(&c, &id)).await?;
