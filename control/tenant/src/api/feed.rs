@@ -328,9 +328,7 @@ pub async fn feed(
             }
         }
     };
-    let v = serde_json::to_value(&answer)
-        .map_err(|e| ApiError::Internal(format!("encoding the feed: {e}")))?;
-    Ok(json_ok(v))
+    Ok(json_ok(&answer))
 }
 
 #[cfg(test)]
