@@ -6,6 +6,26 @@
 //! [`ApiError::neutron_type`] never panic; a store failure is `Internal` (500) and the model is
 //! left as it was before the request.
 
+/// The body of every error answer: `{"NeutronError": {...}}`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ErrorBody {
+    /// The error.
+    #[serde(rename = "NeutronError")]
+    pub neutron_error: NeutronError,
+}
+
+/// `NeutronError`: `{"type", "message", "detail"}`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct NeutronError {
+    /// Neutron's exception class name ([`ApiError::neutron_type`]).
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    /// The error's text.
+    pub message: String,
+    /// Always empty.
+    pub detail: &'static str,
+}
+
 /// A failed tenant operation.
 #[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
 pub enum ApiError {
@@ -228,14 +248,14 @@ impl ApiError {
     }
 
     /// The `{"NeutronError": {"type", "message", "detail"}}` body.
-    pub fn body(&self) -> serde_json::Value {
-        serde_json::json!({
-            "NeutronError": {
-                "type": self.neutron_type(),
-                "message": self.to_string(),
-                "detail": "",
-            }
-        })
+    pub fn body(&self) -> ErrorBody {
+        ErrorBody {
+            neutron_error: NeutronError {
+                kind: self.neutron_type(),
+                message: self.to_string(),
+                detail: "",
+            },
+        }
     }
 
     /// A `NotFound` for `kind`.
@@ -260,13 +280,18 @@ mod tests {
     fn body_shape_and_codes() {
         let e = ApiError::not_found("Network", "abc");
         assert_eq!(e.status(), 404);
-        let b = e.body();
+        let b = serde_json::to_value(e.body()).unwrap();
         assert_eq!(b["NeutronError"]["type"], "NetworkNotFound");
         assert_eq!(
             b["NeutronError"]["message"],
             "Network abc could not be found."
         );
         assert_eq!(b["NeutronError"]["detail"], "");
+        // The body as the API sends it (keys sorted, as it always was).
+        assert_eq!(
+            b.to_string(),
+            r#"{"NeutronError":{"detail":"","message":"Network abc could not be found.","type":"NetworkNotFound"}}"#
+        );
         assert_eq!(ApiError::NoNetworkAvailable.status(), 503);
         assert_eq!(
             ApiError::IpAddressGenerationFailure("n".into()).status(),

@@ -27,7 +27,8 @@
 //!   a network's VNI is `Network::vni`; the VTEPs are [`TenantService::hosts`].
 //!
 //! Modules: [`config`], [`model`], [`ipam`], [`store`], [`service`], [`auth`], [`error`],
-//! [`api`] (with [`api::neutron`], [`api::netobjects`], [`api::query`], [`api::body`]).
+//! [`api`] (with [`api::neutron`], [`api::netobjects`], [`api::query`], [`api::body`],
+//! [`api::view`], [`api::feed`]).
 
 pub mod api;
 pub mod auth;

@@ -20,13 +20,13 @@
 //!   request waits for the ring to catch up; if it does not within `wait_ms`, it answers a reset.
 //! - When the server stops, waiting requests answer at once (an empty list).
 
-use super::{caller, json_ok, App};
+use super::{json_ok, App};
+use crate::auth::Caller;
 use crate::config::Role;
 use crate::error::ApiError;
 use crate::model::{ChangeEvent, Snapshot, Vtep};
 use crate::service::TenantService;
 use axum::extract::{RawQuery, State};
-use axum::http::HeaderMap;
 use axum::response::Response;
 use crossbeam::channel::{bounded, Receiver, Sender};
 use serde::{Deserialize, Serialize};
@@ -296,10 +296,9 @@ impl FeedQuery {
 /// `GET /strato/v1/feed`.
 pub async fn feed(
     State(app): State<Arc<App>>,
-    headers: HeaderMap,
+    c: Caller,
     RawQuery(raw): RawQuery,
 ) -> Result<Response, ApiError> {
-    let c = caller(&app, &headers)?;
     if c.role == Role::Tenant {
         return Err(ApiError::policy("rule:get_feed (cloud or provider tokens)"));
     }
@@ -329,9 +328,7 @@ pub async fn feed(
             }
         }
     };
-    let v = serde_json::to_value(&answer)
-        .map_err(|e| ApiError::Internal(format!("encoding the feed: {e}")))?;
-    Ok(json_ok(v))
+    Ok(json_ok(&answer))
 }
 
 #[cfg(test)]

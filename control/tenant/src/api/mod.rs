@@ -14,8 +14,11 @@
 //! | `GET /strato/v1/feed` | the model feed other hosts' agents long-poll (cloud and provider tokens), see [`feed`] |
 //!
 //! Contract:
-//! - Every answer is JSON; every error is `{"NeutronError": {"type", "message", "detail"}}`
-//!   with its status (also unknown routes: 404, wrong methods: 405, oversized bodies: 413).
+//! - Every answer is JSON, its body a serde view ([`view`]) sent by [`respond`]; every error is
+//!   `{"NeutronError": {"type", "message", "detail"}}` with its status (also unknown routes:
+//!   404, wrong methods: 405, oversized bodies: 413).
+//! - Handlers get the caller as an extractor argument ([`Caller`]'s `FromRequestParts`): a
+//!   missing or unknown token is a 401 before the handler runs and before the body is read.
 //! - Writes run on tokio's blocking pool and answer only after the service committed them.
 //! - [`ApiServer::start`] binds before it returns (so a busy port is an error there, and
 //!   [`ApiServer::local_addr`] is the real address); dropping the server stops it: no new
@@ -26,11 +29,12 @@ pub mod feed;
 pub mod netobjects;
 pub mod neutron;
 pub mod query;
+pub mod view;
 
 use crate::auth::{Caller, Tokens};
 use crate::config::{ConfigError, TenantConfig};
 use crate::error::ApiError;
-use crate::service::{HostInfo, TenantService};
+use crate::service::TenantService;
 use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Path, Request, State};
 use axum::http::request::Parts;
@@ -38,10 +42,11 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
-use serde_json::{json, Value};
+use serde::Serialize;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
+use view::{Envelope, ExtensionView, HostView, ResourceView, VersionView};
 
 /// Shared state of the handlers.
 #[derive(Debug)]
@@ -80,7 +85,12 @@ impl IntoResponse for ApiError {
         }
         let status =
             StatusCode::from_u16(self.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        let mut r = (status, axum::Json(self.body())).into_response();
+        // Through a Value, like every other body (sorted keys); a body of strings always
+        // encodes, but should it not, the status alone still says what happened.
+        let mut r = match serde_json::to_value(self.body()) {
+            Ok(body) => (status, axum::Json(body)).into_response(),
+            Err(_) => status.into_response(),
+        };
         if status == StatusCode::UNAUTHORIZED {
             r.headers_mut().insert(
                 header::WWW_AUTHENTICATE,
@@ -132,10 +142,19 @@ impl<S: Send + Sync> FromRequest<S> for RawBody {
     }
 }
 
-/// The caller of a request.
-pub fn caller(app: &App, headers: &HeaderMap) -> Result<Caller, ApiError> {
-    app.tokens
-        .caller(headers.get("x-auth-token").map(HeaderValue::as_bytes))
+/// The header that carries the token.
+pub const AUTH_TOKEN: &str = "x-auth-token";
+
+/// The caller of a request, from its `X-Auth-Token` ([`Tokens::caller`]). A missing or
+/// unknown token rejects the request with a 401 NeutronError (and `WWW-Authenticate`) before
+/// the handler runs; as a handler's first argument after `State`, before any other extractor
+/// (the body is not read for an unauthenticated request).
+impl FromRequestParts<Arc<App>> for Caller {
+    type Rejection = ApiError;
+    async fn from_request_parts(parts: &mut Parts, app: &Arc<App>) -> Result<Caller, ApiError> {
+        app.tokens
+            .caller(parts.headers.get(AUTH_TOKEN).map(HeaderValue::as_bytes))
+    }
 }
 
 /// `http://<Host>` of the request (for links).
@@ -166,14 +185,25 @@ pub async fn blocking<T: Send + 'static>(
         .map_err(|e| ApiError::Internal(format!("worker failed: {e}")))?
 }
 
-/// 200 with a JSON body.
-pub fn json_ok(v: Value) -> Response {
-    (StatusCode::OK, axum::Json(v)).into_response()
+/// A `status` answer with `view` as its JSON body. The view is serialized into a
+/// `serde_json::Value` first, whose objects keep their keys sorted: every body lists its keys
+/// alphabetically, as the API always has (see [`view`]). A view that does not encode (none
+/// does) is a 500.
+pub fn respond(status: StatusCode, view: &impl Serialize) -> Response {
+    match serde_json::to_value(view) {
+        Ok(v) => (status, axum::Json(v)).into_response(),
+        Err(e) => ApiError::Internal(format!("encoding the response: {e}")).into_response(),
+    }
 }
 
-/// 201 with a JSON body.
-pub fn created(v: Value) -> Response {
-    (StatusCode::CREATED, axum::Json(v)).into_response()
+/// 200 with `view` as the body.
+pub fn json_ok(view: &impl Serialize) -> Response {
+    respond(StatusCode::OK, view)
+}
+
+/// 201 with `view` as the body.
+pub fn created(view: &impl Serialize) -> Response {
+    respond(StatusCode::CREATED, view)
 }
 
 /// 204.
@@ -183,28 +213,17 @@ pub fn no_content() -> Response {
 
 async fn versions(headers: HeaderMap) -> Response {
     let href = format!("{}/v2.0/", base_url(&headers));
-    json_ok(json!({"versions": [{
-        "id": "v2.0",
-        "status": "CURRENT",
-        "links": [{"href": href, "rel": "self"}],
-    }]}))
+    json_ok(&Envelope::new("versions", [VersionView::v2(href)]))
 }
 
-async fn v2_root(State(app): State<Arc<App>>, headers: HeaderMap) -> Result<Response, ApiError> {
-    caller(&app, &headers)?;
+async fn v2_root(_: Caller, headers: HeaderMap) -> Response {
     let base = base_url(&headers);
-    let res: Vec<Value> = [
-        ("network", "networks"),
-        ("subnet", "subnets"),
-        ("port", "ports"),
-    ]
-    .iter()
-    .map(|(n, c)| {
-        json!({"name": n, "collection": c,
-                   "links": [{"href": format!("{base}/v2.0/{c}"), "rel": "self"}]})
-    })
-    .collect();
-    Ok(json_ok(json!({ "resources": res })))
+    let res = [
+        ResourceView::new(&base, "network", "networks"),
+        ResourceView::new(&base, "subnet", "subnets"),
+        ResourceView::new(&base, "port", "ports"),
+    ];
+    json_ok(&Envelope::new("resources", res))
 }
 
 /// The extensions strato implements: (alias, name, description).
@@ -223,68 +242,36 @@ pub const EXTENSIONS: &[(&str, &str, &str)] = &[
     ("strato-hosts", "strato hosts", "The cloud view: hosts, VTEP addresses and bound interfaces at /v2.0/strato/hosts."),
 ];
 
-fn extension_json(e: &(&str, &str, &str)) -> Value {
-    json!({"alias": e.0, "name": e.1, "description": e.2,
-           "updated": "2026-11-21T00:00:00-00:00", "links": []})
+async fn extensions(_: Caller) -> Response {
+    let all: Vec<ExtensionView<'_>> = EXTENSIONS.iter().map(ExtensionView::new).collect();
+    json_ok(&Envelope::new("extensions", all))
 }
 
-async fn extensions(State(app): State<Arc<App>>, headers: HeaderMap) -> Result<Response, ApiError> {
-    caller(&app, &headers)?;
-    Ok(json_ok(
-        json!({"extensions": EXTENSIONS.iter().map(extension_json).collect::<Vec<_>>()}),
-    ))
-}
-
-async fn extension(
-    State(app): State<Arc<App>>,
-    headers: HeaderMap,
-    P(alias): P<String>,
-) -> Result<Response, ApiError> {
-    caller(&app, &headers)?;
+async fn extension(_: Caller, P(alias): P<String>) -> Result<Response, ApiError> {
     let alias = neutron::strip_json(&alias);
     EXTENSIONS
         .iter()
         .find(|e| e.0 == alias)
-        .map(|e| json_ok(json!({"extension": extension_json(e)})))
+        .map(|e| json_ok(&Envelope::new("extension", ExtensionView::new(e))))
         .ok_or_else(|| ApiError::not_found("Extension", alias))
 }
 
-fn host_json(h: &HostInfo) -> Value {
-    json!({
-        "name": h.name,
-        "vtep_ip": h.vtep_ip.map(|v| v.to_string()),
-        "uplinks": h.uplinks,
-        "interfaces": h.interfaces.iter().map(|b| json!({
-            "interface": b.interface.name,
-            "kind": b.interface.kind.as_str(),
-            "port_id": b.port_id,
-            "network_id": b.network_id,
-            "segmentation_id": b.vni,
-            "mac_address": b.mac_address.to_string(),
-            "status": b.status,
-        })).collect::<Vec<_>>(),
-    })
-}
-
-async fn hosts(State(app): State<Arc<App>>, headers: HeaderMap) -> Result<Response, ApiError> {
-    let c = caller(&app, &headers)?;
+async fn hosts(State(app): State<Arc<App>>, c: Caller) -> Result<Response, ApiError> {
     let hs = app.service.hosts(&c)?;
-    Ok(json_ok(
-        json!({"hosts": hs.iter().map(host_json).collect::<Vec<_>>()}),
-    ))
+    let views: Vec<HostView<'_>> = hs.iter().map(HostView::new).collect();
+    Ok(json_ok(&Envelope::new("hosts", views)))
 }
 
 async fn host(
     State(app): State<Arc<App>>,
-    headers: HeaderMap,
+    c: Caller,
     P(name): P<String>,
 ) -> Result<Response, ApiError> {
-    let c = caller(&app, &headers)?;
     let name = neutron::strip_json(&name);
     let hs = app.service.hosts(&c)?;
     hs.iter()
         .find(|h| h.name == name)
-        .map(|h| json_ok(json!({"host": host_json(h)})))
+        .map(|h| json_ok(&Envelope::new("host", HostView::new(h))))
         .ok_or_else(|| ApiError::not_found("Host", name))
 }
 
@@ -442,6 +429,78 @@ impl Drop for ApiServer {
         }
         if let Some(t) = self.thread.take() {
             let _ = t.join();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{Role, TokenSpec};
+
+    fn app() -> Arc<App> {
+        let cfg = TenantConfig {
+            tokens: vec![TokenSpec {
+                token: "t".into(),
+                role: Role::Tenant,
+                tenant: Some("ta".into()),
+            }],
+            ..TenantConfig::default()
+        };
+        let service = Arc::new(TenantService::in_memory(&cfg).unwrap());
+        let feed = feed::Feed::start(&service).unwrap();
+        Arc::new(App {
+            tokens: Tokens::from_config(&cfg),
+            service,
+            feed,
+        })
+    }
+
+    async fn extract(app: &Arc<App>, token: Option<&[u8]>) -> Result<Caller, ApiError> {
+        let mut b = axum::http::Request::builder().uri("/v2.0/networks");
+        if let Some(t) = token {
+            b = b.header("X-Auth-Token", t);
+        }
+        let (mut parts, ()) = b.body(()).unwrap().into_parts();
+        Caller::from_request_parts(&mut parts, app).await
+    }
+
+    #[test]
+    fn the_caller_comes_from_the_token_or_the_request_is_a_401() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let app = app();
+        assert_eq!(
+            rt.block_on(extract(&app, Some(b"t"))).unwrap(),
+            Caller::tenant("ta")
+        );
+        for (token, message) in [
+            (None, "no X-Auth-Token header"),
+            (Some(&b"x"[..]), "the X-Auth-Token is not valid"),
+            (Some(b"tt"), "the X-Auth-Token is not valid"),
+            (Some(b""), "the X-Auth-Token is not valid"),
+            (Some(b"\xff"), "the X-Auth-Token is not valid"),
+        ] {
+            let r = rt
+                .block_on(extract(&app, token))
+                .unwrap_err()
+                .into_response();
+            assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+            assert_eq!(
+                r.headers()[header::WWW_AUTHENTICATE],
+                "Keystone uri=\"none\""
+            );
+            let body = rt
+                .block_on(axum::body::to_bytes(r.into_body(), 1 << 16))
+                .unwrap();
+            assert_eq!(
+                std::str::from_utf8(&body).unwrap(),
+                format!(
+                    "{{\"NeutronError\":{{\"detail\":\"\",\"message\":\"Authentication required: \
+                     {message}\",\"type\":\"HTTPUnauthorized\"}}}}"
+                )
+            );
         }
     }
 }

@@ -10,48 +10,34 @@
 //! | `DELETE /tenants/{tenant}/switches/{id}.json` | 204 |
 //!
 //! A switch is `{"id", "name", "description", "tenant_id", "admin_state_up", "status",
-//! "subnets"}` plus `"vni"` for provider tokens (which may also ask for one on create).
+//! "subnets"}` plus `"vni"` for provider tokens (which may also ask for one on create); its
+//! view is [`SwitchView`].
 //!
 //! Contract: a tenant token may only use its own `{tenant}` (another one is 403); a provider
 //! token any. A switch listed under `{tenant}` is a network owned by it (shared networks of
 //! other tenants are not its switches). Errors are NeutronErrors as in the Neutron API.
 
 use super::body::{envelope, Attrs};
-use super::{blocking, caller, created, json_ok, no_content, App, RawBody, P};
+use super::view::{Envelope, SwitchView};
+use super::{blocking, created, json_ok, no_content, App, RawBody, P};
 use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::service::{NetworkCreate, NetworkInfo, NetworkUpdate};
 use axum::extract::State;
-use axum::http::HeaderMap;
 use axum::response::Response;
-use serde_json::{json, Value};
 use std::sync::Arc;
 
-/// A network as a switch.
-pub fn switch_json(n: &NetworkInfo, c: &Caller) -> Value {
-    let net = &n.network;
-    let mut v = json!({
-        "id": net.id,
-        "name": net.name,
-        "description": net.description,
-        "tenant_id": net.tenant_id,
-        "admin_state_up": net.admin_state_up,
-        "status": net.status(),
-        "subnets": n.subnets,
-    });
-    if c.is_admin() {
-        v["vni"] = json!(net.vni);
-    }
-    v
+/// `{"switch": switch}`.
+fn one<'a>(n: &'a NetworkInfo, c: &Caller) -> Envelope<SwitchView<'a>> {
+    Envelope::new("switch", SwitchView::new(n, c))
 }
 
-/// The caller, allowed on `tenant`'s path.
-fn scoped(app: &App, headers: &HeaderMap, tenant: &str) -> Result<Caller, ApiError> {
-    let c = caller(app, headers)?;
+/// Refuses `c` on another tenant's path (a tenant token may only use its own).
+fn scoped(c: &Caller, tenant: &str) -> Result<(), ApiError> {
     if !c.is_admin() && c.tenant_id != tenant {
         return Err(ApiError::policy("rule:net_objects of another tenant"));
     }
-    Ok(c)
+    Ok(())
 }
 
 fn switch_id(file: &str) -> Result<&str, ApiError> {
@@ -75,27 +61,27 @@ const READ_ONLY: &[&str] = &["id", "status", "subnets", "tenant_id"];
 /// GET /tenants/{tenant}/switches.json
 pub async fn list(
     State(app): State<Arc<App>>,
-    headers: HeaderMap,
+    c: Caller,
     P(tenant): P<String>,
 ) -> Result<Response, ApiError> {
-    let c = scoped(&app, &headers, &tenant)?;
+    scoped(&c, &tenant)?;
     let nets = app.service.list_networks(&c)?;
-    let sw: Vec<Value> = nets
+    let sw: Vec<SwitchView<'_>> = nets
         .iter()
         .filter(|n| n.network.tenant_id == tenant)
-        .map(|n| switch_json(n, &c))
+        .map(|n| SwitchView::new(n, &c))
         .collect();
-    Ok(json_ok(json!({ "switches": sw })))
+    Ok(json_ok(&Envelope::new("switches", sw)))
 }
 
 /// POST /tenants/{tenant}/switches.json
 pub async fn create(
     State(app): State<Arc<App>>,
-    headers: HeaderMap,
+    c: Caller,
     P(tenant): P<String>,
     RawBody(body): RawBody,
 ) -> Result<Response, ApiError> {
-    let c = scoped(&app, &headers, &tenant)?;
+    scoped(&c, &tenant)?;
     let mut a = attrs(&body)?;
     let req = NetworkCreate {
         tenant_id: Some(tenant),
@@ -108,28 +94,28 @@ pub async fn create(
     a.finish(READ_ONLY, true)?;
     let (svc, c2) = (app.service.clone(), c.clone());
     let n = blocking(move || svc.create_network(&c2, req)).await?;
-    Ok(created(json!({"switch": switch_json(&n, &c)})))
+    Ok(created(&one(&n, &c)))
 }
 
 /// GET /tenants/{tenant}/switches/{id}.json
 pub async fn show(
     State(app): State<Arc<App>>,
-    headers: HeaderMap,
+    c: Caller,
     P((tenant, file)): P<(String, String)>,
 ) -> Result<Response, ApiError> {
-    let c = scoped(&app, &headers, &tenant)?;
+    scoped(&c, &tenant)?;
     let n = find(&app, &c, &tenant, switch_id(&file)?)?;
-    Ok(json_ok(json!({"switch": switch_json(&n, &c)})))
+    Ok(json_ok(&one(&n, &c)))
 }
 
 /// POST /tenants/{tenant}/switches/{id}.json (update)
 pub async fn update(
     State(app): State<Arc<App>>,
-    headers: HeaderMap,
+    c: Caller,
     P((tenant, file)): P<(String, String)>,
     RawBody(body): RawBody,
 ) -> Result<Response, ApiError> {
-    let c = scoped(&app, &headers, &tenant)?;
+    scoped(&c, &tenant)?;
     let id = switch_id(&file)?.to_string();
     find(&app, &c, &tenant, &id)?;
     let mut a = attrs(&body)?;
@@ -147,16 +133,16 @@ pub async fn update(
     a.finish(READ_ONLY, false)?;
     let (svc, c2) = (app.service.clone(), c.clone());
     let n = blocking(move || svc.update_network(&c2, &id, req)).await?;
-    Ok(json_ok(json!({"switch": switch_json(&n, &c)})))
+    Ok(json_ok(&one(&n, &c)))
 }
 
 /// DELETE /tenants/{tenant}/switches/{id}.json
 pub async fn delete(
     State(app): State<Arc<App>>,
-    headers: HeaderMap,
+    c: Caller,
     P((tenant, file)): P<(String, String)>,
 ) -> Result<Response, ApiError> {
-    let c = scoped(&app, &headers, &tenant)?;
+    scoped(&c, &tenant)?;
     let id = switch_id(&file)?.to_string();
     find(&app, &c, &tenant, &id)?;
     let svc = app.service.clone();

@@ -5,7 +5,8 @@
 //! - Bodies are `{"network": {...}}` in and out, lists `{"networks": [...]}` (plus
 //!   `networks_links` when `limit` is given); create answers 201, show/list/update 200, delete
 //!   204 with no body; every error is a NeutronError (see [`crate::error`]).
-//! - Views: `tenant_id` and `project_id` are both present; provider attributes
+//! - Views ([`NetworkView`], [`SubnetView`], [`PortView`]; their attribute names are the
+//!   `*_ATTRS` lists here): `tenant_id` and `project_id` are both present; provider attributes
 //!   (`provider:network_type`, `provider:segmentation_id`, `provider:physical_network`) and
 //!   binding attributes (`binding:host_id`, `binding:profile`, `binding:vif_type`,
 //!   `binding:vif_details`) are shown to, and settable by, provider tokens only.
@@ -15,19 +16,22 @@
 
 use super::body::{envelope, obj, obj_str, parse_ip, Attrs};
 use super::query::ListQuery;
-use super::{blocking, caller, collection_url, created, json_ok, no_content, App, RawBody, P};
+use super::view::{to_map, Envelope};
+pub use super::view::{NetworkView, PortView, SubnetView};
+use super::{blocking, collection_url, created, json_ok, no_content, App, RawBody, P};
 use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::ipam::GatewaySpec;
-use crate::model::{HostRoute, InterfaceKind, IpRange, LocalInterface, MacAddr, Port, Subnet};
+use crate::model::{HostRoute, InterfaceKind, IpRange, LocalInterface, MacAddr, Port};
 use crate::service::{
-    FixedIpRequest, NetworkCreate, NetworkInfo, NetworkUpdate, PortCreate, PortUpdate,
-    SubnetCreate, SubnetUpdate,
+    FixedIpRequest, NetworkCreate, NetworkUpdate, PortCreate, PortUpdate, SubnetCreate,
+    SubnetUpdate,
 };
 use axum::extract::{RawQuery, State};
 use axum::http::HeaderMap;
 use axum::response::Response;
-use serde_json::{json, Map, Value};
+use serde::Serialize;
+use serde_json::Value;
 use std::sync::Arc;
 
 /// Network attributes every caller sees.
@@ -115,112 +119,6 @@ pub fn attrs(base: &[&'static str], provider: &[&'static str], c: &Caller) -> Ve
         v.extend_from_slice(provider);
     }
     v
-}
-
-/// A network as `c` sees it.
-pub fn network_json(n: &NetworkInfo, c: &Caller) -> Map<String, Value> {
-    let net = &n.network;
-    let mut m = json!({
-        "id": net.id,
-        "name": net.name,
-        "description": net.description,
-        "tenant_id": net.tenant_id,
-        "project_id": net.tenant_id,
-        "admin_state_up": net.admin_state_up,
-        "shared": net.shared,
-        "status": net.status(),
-        "subnets": n.subnets,
-        "mtu": net.mtu,
-        "router:external": false,
-        "tags": [],
-        "created_at": net.created_at,
-        "updated_at": net.updated_at,
-        "revision_number": net.revision_number,
-    });
-    if c.is_admin() {
-        m["provider:network_type"] = json!(net.network_type.as_str());
-        m["provider:segmentation_id"] = json!(net.vni);
-        m["provider:physical_network"] = Value::Null;
-    }
-    into_map(m)
-}
-
-/// A subnet.
-pub fn subnet_json(s: &Subnet) -> Map<String, Value> {
-    into_map(json!({
-        "id": s.id,
-        "name": s.name,
-        "description": s.description,
-        "network_id": s.network_id,
-        "tenant_id": s.tenant_id,
-        "project_id": s.tenant_id,
-        "ip_version": s.ip_version(),
-        "cidr": s.cidr.to_string(),
-        "gateway_ip": s.gateway_ip.map(|g| g.to_string()),
-        "allocation_pools": s.allocation_pools.iter()
-            .map(|p| json!({"start": p.start.to_string(), "end": p.end.to_string()}))
-            .collect::<Vec<_>>(),
-        "dns_nameservers": s.dns_nameservers.iter().map(|d| d.to_string()).collect::<Vec<_>>(),
-        "host_routes": s.host_routes.iter()
-            .map(|h| json!({"destination": h.destination.to_string(), "nexthop": h.nexthop.to_string()}))
-            .collect::<Vec<_>>(),
-        "enable_dhcp": s.enable_dhcp,
-        "ipv6_ra_mode": null,
-        "ipv6_address_mode": null,
-        "subnetpool_id": null,
-        "service_types": [],
-        "tags": [],
-        "created_at": s.created_at,
-        "updated_at": s.updated_at,
-        "revision_number": s.revision_number,
-    }))
-}
-
-/// A port as `c` sees it.
-pub fn port_json(p: &Port, c: &Caller) -> Map<String, Value> {
-    let mut m = json!({
-        "id": p.id,
-        "name": p.name,
-        "description": p.description,
-        "network_id": p.network_id,
-        "tenant_id": p.tenant_id,
-        "project_id": p.tenant_id,
-        "mac_address": p.mac_address.to_string(),
-        "admin_state_up": p.admin_state_up,
-        "status": p.status(),
-        "fixed_ips": p.fixed_ips.iter()
-            .map(|f| json!({"subnet_id": f.subnet_id, "ip_address": f.ip_address.to_string()}))
-            .collect::<Vec<_>>(),
-        "device_id": p.device_id,
-        "device_owner": p.device_owner,
-        "allowed_address_pairs": [],
-        "security_groups": [],
-        "binding:vnic_type": "normal",
-        "tags": [],
-        "created_at": p.created_at,
-        "updated_at": p.updated_at,
-        "revision_number": p.revision_number,
-    });
-    if c.is_admin() {
-        m["binding:host_id"] = json!(p.binding.host_id);
-        m["binding:profile"] = match &p.binding.interface {
-            Some(i) => json!({"interface": i.name, "kind": i.kind.as_str()}),
-            None => json!({}),
-        };
-        m["binding:vif_type"] = match (&p.binding.interface, p.binding.host_id.is_empty()) {
-            (Some(i), false) => json!(i.kind.as_str()),
-            _ => json!("unbound"),
-        };
-        m["binding:vif_details"] = json!({});
-    }
-    into_map(m)
-}
-
-fn into_map(v: Value) -> Map<String, Value> {
-    match v {
-        Value::Object(m) => m,
-        _ => Map::new(),
-    }
 }
 
 /// Path ids may carry Neutron's `.json` suffix.
@@ -555,82 +453,75 @@ pub fn parse_port_update(body: &[u8]) -> Result<PortUpdate, ApiError> {
 
 // ----- handlers -----
 
-fn show(q: Option<String>, key: &str, item: Map<String, Value>) -> Result<Response, ApiError> {
+/// `{"<key>": view}`, projected to the `fields=` of the query `q`.
+fn show(q: Option<String>, key: &'static str, view: &impl Serialize) -> Result<Response, ApiError> {
     let q = ListQuery::parse(q.as_deref())?;
-    Ok(json_ok(json!({ key: q.project(item) })))
+    Ok(json_ok(&Envelope::new(key, q.project(to_map(view)?))))
 }
 
 /// GET /v2.0/networks
 pub async fn list_networks(
     State(app): State<Arc<App>>,
+    c: Caller,
     headers: HeaderMap,
     RawQuery(q): RawQuery,
 ) -> Result<Response, ApiError> {
-    let c = caller(&app, &headers)?;
     let q = ListQuery::parse(q.as_deref())?;
     let items = app
         .service
         .list_networks(&c)?
         .iter()
-        .map(|n| network_json(n, &c))
-        .collect();
+        .map(|n| to_map(&NetworkView::new(n, &c)))
+        .collect::<Result<_, _>>()?;
     let a = attrs(NETWORK_ATTRS, NETWORK_PROVIDER_ATTRS, &c);
-    Ok(json_ok(q.list(
-        "networks",
-        items,
-        &a,
-        &collection_url(&headers, "networks"),
-    )?))
+    let page = q.list("networks", items, &a, &collection_url(&headers, "networks"))?;
+    Ok(json_ok(&page))
 }
 
 /// POST /v2.0/networks
 pub async fn create_network(
     State(app): State<Arc<App>>,
-    headers: HeaderMap,
+    c: Caller,
     RawBody(body): RawBody,
 ) -> Result<Response, ApiError> {
-    let c = caller(&app, &headers)?;
     let req = parse_network_create(&body)?;
     let svc = app.service.clone();
     let c2 = c.clone();
     let n = blocking(move || svc.create_network(&c2, req)).await?;
-    Ok(created(json!({"network": network_json(&n, &c)})))
+    Ok(created(&Envelope::new("network", NetworkView::new(&n, &c))))
 }
 
 /// GET /v2.0/networks/{id}
 pub async fn show_network(
     State(app): State<Arc<App>>,
-    headers: HeaderMap,
+    c: Caller,
     P(id): P<String>,
     RawQuery(q): RawQuery,
 ) -> Result<Response, ApiError> {
-    let c = caller(&app, &headers)?;
     let n = app.service.get_network(&c, strip_json(&id))?;
-    show(q, "network", network_json(&n, &c))
+    show(q, "network", &NetworkView::new(&n, &c))
 }
 
 /// PUT /v2.0/networks/{id}
 pub async fn update_network(
     State(app): State<Arc<App>>,
-    headers: HeaderMap,
+    c: Caller,
     P(id): P<String>,
     RawBody(body): RawBody,
 ) -> Result<Response, ApiError> {
-    let c = caller(&app, &headers)?;
     let req = parse_network_update(&body)?;
     let (svc, c2) = (app.service.clone(), c.clone());
     let id = strip_json(&id).to_string();
     let n = blocking(move || svc.update_network(&c2, &id, req)).await?;
-    Ok(json_ok(json!({"network": network_json(&n, &c)})))
+    Ok(json_ok(&Envelope::new("network", NetworkView::new(&n, &c))))
 }
 
 /// DELETE /v2.0/networks/{id}
 pub async fn delete_network(
     State(app): State<Arc<App>>,
-    headers: HeaderMap,
+    c: Caller,
     P(id): P<String>,
 ) -> Result<Response, ApiError> {
-    let c = caller(&app, &headers)?;
     let svc = app.service.clone();
     let id = strip_json(&id).to_string();
     blocking(move || svc.delete_network(&c, &id)).await?;
@@ -640,72 +531,69 @@ pub async fn delete_network(
 /// GET /v2.0/subnets
 pub async fn list_subnets(
     State(app): State<Arc<App>>,
+    c: Caller,
     headers: HeaderMap,
     RawQuery(q): RawQuery,
 ) -> Result<Response, ApiError> {
-    let c = caller(&app, &headers)?;
     let q = ListQuery::parse(q.as_deref())?;
     let items = app
         .service
         .list_subnets(&c)?
         .iter()
-        .map(subnet_json)
-        .collect();
-    Ok(json_ok(q.list(
+        .map(|s| to_map(&SubnetView::new(s)))
+        .collect::<Result<_, _>>()?;
+    let page = q.list(
         "subnets",
         items,
         SUBNET_ATTRS,
         &collection_url(&headers, "subnets"),
-    )?))
+    )?;
+    Ok(json_ok(&page))
 }
 
 /// POST /v2.0/subnets
 pub async fn create_subnet(
     State(app): State<Arc<App>>,
-    headers: HeaderMap,
+    c: Caller,
     RawBody(body): RawBody,
 ) -> Result<Response, ApiError> {
-    let c = caller(&app, &headers)?;
     let req = parse_subnet_create(&body)?;
     let svc = app.service.clone();
     let s = blocking(move || svc.create_subnet(&c, req)).await?;
-    Ok(created(json!({"subnet": subnet_json(&s)})))
+    Ok(created(&Envelope::new("subnet", SubnetView::new(&s))))
 }
 
 /// GET /v2.0/subnets/{id}
 pub async fn show_subnet(
     State(app): State<Arc<App>>,
-    headers: HeaderMap,
+    c: Caller,
     P(id): P<String>,
     RawQuery(q): RawQuery,
 ) -> Result<Response, ApiError> {
-    let c = caller(&app, &headers)?;
     let s = app.service.get_subnet(&c, strip_json(&id))?;
-    show(q, "subnet", subnet_json(&s))
+    show(q, "subnet", &SubnetView::new(&s))
 }
 
 /// PUT /v2.0/subnets/{id}
 pub async fn update_subnet(
     State(app): State<Arc<App>>,
-    headers: HeaderMap,
+    c: Caller,
     P(id): P<String>,
     RawBody(body): RawBody,
 ) -> Result<Response, ApiError> {
-    let c = caller(&app, &headers)?;
     let req = parse_subnet_update(&body)?;
     let svc = app.service.clone();
     let id = strip_json(&id).to_string();
     let s = blocking(move || svc.update_subnet(&c, &id, req)).await?;
-    Ok(json_ok(json!({"subnet": subnet_json(&s)})))
+    Ok(json_ok(&Envelope::new("subnet", SubnetView::new(&s))))
 }
 
 /// DELETE /v2.0/subnets/{id}
 pub async fn delete_subnet(
     State(app): State<Arc<App>>,
-    headers: HeaderMap,
+    c: Caller,
     P(id): P<String>,
 ) -> Result<Response, ApiError> {
-    let c = caller(&app, &headers)?;
     let svc = app.service.clone();
     let id = strip_json(&id).to_string();
     blocking(move || svc.delete_subnet(&c, &id)).await?;
@@ -715,10 +603,10 @@ pub async fn delete_subnet(
 /// GET /v2.0/ports
 pub async fn list_ports(
     State(app): State<Arc<App>>,
+    c: Caller,
     headers: HeaderMap,
     RawQuery(q): RawQuery,
 ) -> Result<Response, ApiError> {
-    let c = caller(&app, &headers)?;
     let q = ListQuery::parse(q.as_deref())?;
     // Off the async threads (a list of thousands of ports takes a while), and the exact-string
     // filters applied to the ports before any JSON is built; `q.list` applies every filter
@@ -726,16 +614,15 @@ pub async fn list_ports(
     let (svc, c2, filters) = (app.service.clone(), c.clone(), q.filters.clone());
     let items = blocking(move || {
         let ports = svc.list_ports_where(&c2, |p| port_prefilter(p, &filters))?;
-        Ok(ports.iter().map(|p| port_json(p, &c2)).collect())
+        ports
+            .iter()
+            .map(|p| to_map(&PortView::new(p, &c2)))
+            .collect()
     })
     .await?;
     let a = attrs(PORT_ATTRS, PORT_PROVIDER_ATTRS, &c);
-    Ok(json_ok(q.list(
-        "ports",
-        items,
-        &a,
-        &collection_url(&headers, "ports"),
-    )?))
+    let page = q.list("ports", items, &a, &collection_url(&headers, "ports"))?;
+    Ok(json_ok(&page))
 }
 
 /// False when a port cannot pass one of the filters on a plain string attribute (where the
@@ -760,50 +647,46 @@ fn port_prefilter(p: &Port, filters: &[(String, Vec<String>)]) -> bool {
 /// POST /v2.0/ports
 pub async fn create_port(
     State(app): State<Arc<App>>,
-    headers: HeaderMap,
+    c: Caller,
     RawBody(body): RawBody,
 ) -> Result<Response, ApiError> {
-    let c = caller(&app, &headers)?;
     let req = parse_port_create(&body)?;
     let (svc, c2) = (app.service.clone(), c.clone());
     let p = blocking(move || svc.create_port(&c2, req)).await?;
-    Ok(created(json!({"port": port_json(&p, &c)})))
+    Ok(created(&Envelope::new("port", PortView::new(&p, &c))))
 }
 
 /// GET /v2.0/ports/{id}
 pub async fn show_port(
     State(app): State<Arc<App>>,
-    headers: HeaderMap,
+    c: Caller,
     P(id): P<String>,
     RawQuery(q): RawQuery,
 ) -> Result<Response, ApiError> {
-    let c = caller(&app, &headers)?;
     let p = app.service.get_port(&c, strip_json(&id))?;
-    show(q, "port", port_json(&p, &c))
+    show(q, "port", &PortView::new(&p, &c))
 }
 
 /// PUT /v2.0/ports/{id}
 pub async fn update_port(
     State(app): State<Arc<App>>,
-    headers: HeaderMap,
+    c: Caller,
     P(id): P<String>,
     RawBody(body): RawBody,
 ) -> Result<Response, ApiError> {
-    let c = caller(&app, &headers)?;
     let req = parse_port_update(&body)?;
     let (svc, c2) = (app.service.clone(), c.clone());
     let id = strip_json(&id).to_string();
     let p = blocking(move || svc.update_port(&c2, &id, req)).await?;
-    Ok(json_ok(json!({"port": port_json(&p, &c)})))
+    Ok(json_ok(&Envelope::new("port", PortView::new(&p, &c))))
 }
 
 /// DELETE /v2.0/ports/{id}
 pub async fn delete_port(
     State(app): State<Arc<App>>,
-    headers: HeaderMap,
+    c: Caller,
     P(id): P<String>,
 ) -> Result<Response, ApiError> {
-    let c = caller(&app, &headers)?;
     let svc = app.service.clone();
     let id = strip_json(&id).to_string();
     blocking(move || svc.delete_port(&c, &id)).await?;
@@ -814,6 +697,8 @@ pub async fn delete_port(
 mod tests {
     use super::*;
     use crate::model::*;
+    use crate::service::NetworkInfo;
+    use serde_json::{json, Map};
 
     fn sample_port() -> Port {
         Port {
@@ -855,11 +740,11 @@ mod tests {
         let p = sample_port();
         for c in [Caller::tenant("t"), Caller::provider("admin")] {
             assert_eq!(
-                keys(port_json(&p, &c)),
+                keys(to_map(&PortView::new(&p, &c)).unwrap()),
                 sorted(attrs(PORT_ATTRS, PORT_PROVIDER_ATTRS, &c))
             );
         }
-        let admin = port_json(&p, &Caller::provider("admin"));
+        let admin = to_map(&PortView::new(&p, &Caller::provider("admin"))).unwrap();
         assert_eq!(
             admin["binding:profile"],
             json!({"interface": "tap0", "kind": "veth"})
@@ -885,11 +770,14 @@ mod tests {
         };
         for c in [Caller::tenant("t"), Caller::provider("admin")] {
             assert_eq!(
-                keys(network_json(&n, &c)),
+                keys(to_map(&NetworkView::new(&n, &c)).unwrap()),
                 sorted(attrs(NETWORK_ATTRS, NETWORK_PROVIDER_ATTRS, &c))
             );
         }
-        assert_eq!(network_json(&n, &Caller::tenant("t"))["status"], "DOWN");
+        assert_eq!(
+            to_map(&NetworkView::new(&n, &Caller::tenant("t"))).unwrap()["status"],
+            "DOWN"
+        );
         let s = Subnet {
             id: "s".into(),
             network_id: "n".into(),
@@ -906,8 +794,9 @@ mod tests {
             updated_at: String::new(),
             revision_number: 0,
         };
-        assert_eq!(keys(subnet_json(&s)), sorted(SUBNET_ATTRS.to_vec()));
-        assert_eq!(subnet_json(&s)["gateway_ip"], Value::Null);
+        let sv = to_map(&SubnetView::new(&s)).unwrap();
+        assert_eq!(sv["gateway_ip"], Value::Null);
+        assert_eq!(keys(sv), sorted(SUBNET_ATTRS.to_vec()));
     }
 
     #[test]

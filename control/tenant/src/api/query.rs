@@ -11,6 +11,7 @@
 //!   `id`. Without `limit` (or with `limit=0`) everything is returned and no links are added.
 //! - Next/previous links repeat every other parameter of the request.
 
+use super::view::{Link, Page};
 use crate::error::ApiError;
 use serde_json::{Map, Value};
 use std::cmp::Ordering;
@@ -122,16 +123,17 @@ impl ListQuery {
             .collect()
     }
 
-    /// Filters, sorts, pages and projects `items` (each the full view of one resource) into
-    /// `{"<collection>": [...], "<collection>_links": [...]}`. `attrs` are the attribute names
-    /// of the caller's view; `base` is the URL of the collection (for links).
+    /// Filters, sorts, pages and projects `items` (each the full view of one resource, as
+    /// [`super::view::to_map`] gives it) into a [`Page`], `{"<collection>": [...],
+    /// "<collection>_links": [...]}`. `attrs` are the attribute names of the caller's view;
+    /// `base` is the URL of the collection (for links).
     pub fn list(
         &self,
-        collection: &str,
+        collection: &'static str,
         items: Vec<Map<String, Value>>,
         attrs: &[&str],
         base: &str,
-    ) -> Result<Value, ApiError> {
+    ) -> Result<Page, ApiError> {
         for (k, _) in &self.filters {
             if !attrs.contains(&k.as_str()) {
                 return Err(ApiError::BadRequest(format!(
@@ -232,22 +234,21 @@ impl ListQuery {
                 page
             }
         };
-        let mut out = Map::new();
-        out.insert(
-            collection.to_string(),
-            Value::Array(
-                page.into_iter()
-                    .map(|i| Value::Object(self.project(i)))
-                    .collect(),
-            ),
-        );
-        if self.limit.is_some() {
-            out.insert(format!("{collection}_links"), Value::Array(links));
-        }
-        Ok(Value::Object(out))
+        Ok(Page {
+            collection,
+            items: page.into_iter().map(|i| self.project(i)).collect(),
+            links: self.limit.is_some().then_some(links),
+        })
     }
 
-    fn link(&self, base: &str, limit: usize, marker: &str, reverse: bool, rel: &str) -> Value {
+    fn link(
+        &self,
+        base: &str,
+        limit: usize,
+        marker: &str,
+        reverse: bool,
+        rel: &'static str,
+    ) -> Link {
         let mut ser = form_urlencoded::Serializer::new(String::new());
         for (k, v) in &self.keep {
             if k != "limit" {
@@ -259,7 +260,10 @@ impl ListQuery {
         if reverse {
             ser.append_pair("page_reverse", "True");
         }
-        serde_json::json!({"href": format!("{base}?{}", ser.finish()), "rel": rel})
+        Link {
+            href: format!("{base}?{}", ser.finish()),
+            rel,
+        }
     }
 }
 
@@ -352,7 +356,9 @@ mod tests {
     }
 
     fn run(q: &str) -> Result<Value, ApiError> {
-        ListQuery::parse(Some(q))?.list("things", items(), ATTRS, "http://h/v2.0/things")
+        let page =
+            ListQuery::parse(Some(q))?.list("things", items(), ATTRS, "http://h/v2.0/things")?;
+        Ok(serde_json::to_value(page).unwrap())
     }
 
     #[test]
