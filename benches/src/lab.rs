@@ -15,12 +15,13 @@
 //! also on failure. Open vSwitch is installed from Debian when missing (`--no-ovs` skips it).
 
 use serde::Serialize;
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use strato_datapath::buf::BufPool;
-use strato_datapath::port::afxdp::{AfXdpConfig, AfXdpPort};
+use strato_datapath::port::afxdp::{AfXdpConfig, AfXdpError, AfXdpPort};
 use strato_datapath::port::BURST;
 use strato_labs::netns::{self, run_prefix, Netns, NetnsError};
 
@@ -78,15 +79,73 @@ pub struct Ratios {
     pub strato_over_raw: f64,
 }
 
-/// Bench errors.
-#[derive(Debug, thiserror::Error)]
+/// Why the side-by-side benchmark failed. Each variant's doc comment is its message.
+#[derive(Debug, displaydoc::Display, thiserror::Error)]
 pub enum BenchLabError {
-    /// {0}
-    #[error("{0}")]
+    /// Building the topology (namespaces, veths, links) failed.
+    #[displaydoc("{0}")]
     Netns(#[from] NetnsError),
-    /// {0}
-    #[error("{0}")]
-    Other(String),
+    /// strato bench lab needs root (namespaces, AF_XDP)
+    NotRoot,
+    /// cannot find the strato binary: {0}
+    Exe(#[source] std::io::Error),
+    /// cannot start {what}: {source}
+    Start {
+        /// The process (`the sink`, `strato` ...).
+        what: &'static str,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// sink lost
+    SinkLost,
+    /// sink: {0}
+    Sink(#[source] std::io::Error),
+    /// the sink printed no result: {0}
+    NoResult(String),
+    /// strato did not come up in 10 s
+    NotUp,
+    /// {path}: {source}
+    Io {
+        /// The file or directory.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// {program}: {source}
+    Run {
+        /// The program.
+        program: &'static str,
+        /// Why it could not run.
+        source: std::io::Error,
+    },
+    /// {program} failed (log in {dir})
+    Failed {
+        /// The program.
+        program: &'static str,
+        /// Where its log is.
+        dir: String,
+    },
+    /// ovs-vsctl {args}: {stderr}
+    Vsctl {
+        /// Its arguments.
+        args: String,
+        /// What it printed on stderr.
+        stderr: String,
+    },
+}
+
+/// Why `strato bench raw-forward` failed. Each variant's doc comment is its message.
+#[derive(Debug, displaydoc::Display, thiserror::Error)]
+pub enum RawForwardError {
+    /// {iface}: {source}
+    Open {
+        /// The interface.
+        iface: String,
+        /// Why.
+        source: AfXdpError,
+    },
+    /// cannot handle signals: {0}
+    Signals(#[source] std::io::Error),
 }
 
 /// The wires: sender, receiver and switch namespaces with two veths.
@@ -159,7 +218,7 @@ impl Drop for Proc {
 fn strato_exe() -> Result<String, BenchLabError> {
     std::env::current_exe()
         .map(|p| p.display().to_string())
-        .map_err(|e| BenchLabError::Other(format!("cannot find the strato binary: {e}")))
+        .map_err(BenchLabError::Exe)
 }
 
 /// Sends for `seconds` and returns the Mpps the sink counted.
@@ -181,7 +240,10 @@ fn measure(w: &Wires, seconds: f64, size: u16) -> Result<f64, BenchLabError> {
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
-        .map_err(|e| BenchLabError::Other(format!("cannot start the sink: {e}")))?;
+        .map_err(|source| BenchLabError::Start {
+            what: "the sink",
+            source,
+        })?;
     let mut sink = Proc(Some(sink));
     std::thread::sleep(Duration::from_millis(700));
     let size_s = size.to_string();
@@ -203,21 +265,18 @@ fn measure(w: &Wires, seconds: f64, size: u16) -> Result<f64, BenchLabError> {
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
-            .map_err(|e| BenchLabError::Other(format!("cannot start the generator: {e}")))?,
+            .map_err(|source| BenchLabError::Start {
+                what: "the generator",
+                source,
+            })?,
     ));
     let Some(child) = sink.0.take() else {
-        return Err(BenchLabError::Other("sink lost".into()));
+        return Err(BenchLabError::SinkLost);
     };
-    let out = child
-        .wait_with_output()
-        .map_err(|e| BenchLabError::Other(format!("sink: {e}")))?;
+    let out = child.wait_with_output().map_err(BenchLabError::Sink)?;
     gen.stop();
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).map_err(|_| {
-        BenchLabError::Other(format!(
-            "the sink printed no result: {}",
-            String::from_utf8_lossy(&out.stdout)
-        ))
-    })?;
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .map_err(|_| BenchLabError::NoResult(String::from_utf8_lossy(&out.stdout).into_owned()))?;
     let packets = v["packets"].as_f64().unwrap_or(0.0);
     // The sink ran longer than the sender: rate over the sending time.
     Ok(packets / seconds / 1e6)
@@ -225,7 +284,10 @@ fn measure(w: &Wires, seconds: f64, size: u16) -> Result<f64, BenchLabError> {
 
 fn run_strato(w: &Wires, seconds: f64, size: u16) -> Result<f64, BenchLabError> {
     let dir = std::env::temp_dir().join(format!("{}-strato", w.prefix));
-    std::fs::create_dir_all(&dir).map_err(|e| BenchLabError::Other(e.to_string()))?;
+    std::fs::create_dir_all(&dir).map_err(|source| BenchLabError::Io {
+        path: dir.clone(),
+        source,
+    })?;
     let sock = dir.join("strato.sock");
     let cfg = format!(
         "[daemon]\ncontrol_socket = \"{}\"\nstate_dir = \"{}\"\nlog_level = \"warn\"\nbusy_poll = true\n\n[[port]]\nname = \"{}\"\nkind = \"afxdp\"\n\n[[port]]\nname = \"{}\"\nkind = \"afxdp\"\n",
@@ -235,7 +297,10 @@ fn run_strato(w: &Wires, seconds: f64, size: u16) -> Result<f64, BenchLabError> 
         w.b()
     );
     let path = dir.join("strato.toml");
-    std::fs::write(&path, cfg).map_err(|e| BenchLabError::Other(e.to_string()))?;
+    std::fs::write(&path, cfg).map_err(|source| BenchLabError::Io {
+        path: path.clone(),
+        source,
+    })?;
     let exe = strato_exe()?;
     let mut d = Proc(Some(
         w.sw.command(&exe)
@@ -244,14 +309,15 @@ fn run_strato(w: &Wires, seconds: f64, size: u16) -> Result<f64, BenchLabError> 
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
-            .map_err(|e| BenchLabError::Other(format!("cannot start strato: {e}")))?,
+            .map_err(|source| BenchLabError::Start {
+                what: "strato",
+                source,
+            })?,
     ));
     let t = Instant::now();
     while strato_ctl::call(&sock, &strato_ctl::Request::Show).is_err() {
         if t.elapsed() > Duration::from_secs(10) {
-            return Err(BenchLabError::Other(
-                "strato did not come up in 10 s".into(),
-            ));
+            return Err(BenchLabError::NotUp);
         }
         std::thread::sleep(Duration::from_millis(100));
     }
@@ -292,7 +358,10 @@ fn run_ovs(w: &Wires, seconds: f64, size: u16) -> Result<f64, BenchLabError> {
     }
     let dir = std::env::temp_dir().join(format!("{}-ovs", w.prefix));
     let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).map_err(|e| BenchLabError::Other(e.to_string()))?;
+    std::fs::create_dir_all(&dir).map_err(|source| BenchLabError::Io {
+        path: dir.clone(),
+        source,
+    })?;
     let d = dir.display().to_string();
     let db = format!("{d}/conf.db");
     netns::run(
@@ -317,13 +386,15 @@ fn run_ovs(w: &Wires, seconds: f64, size: u16) -> Result<f64, BenchLabError> {
     .stdin(Stdio::null())
     .stdout(Stdio::null())
     .stderr(Stdio::null());
-    let st = c
-        .status()
-        .map_err(|e| BenchLabError::Other(format!("ovsdb-server: {e}")))?;
+    let st = c.status().map_err(|source| BenchLabError::Run {
+        program: "ovsdb-server",
+        source,
+    })?;
     if !st.success() {
-        return Err(BenchLabError::Other(format!(
-            "ovsdb-server failed (log in {d})"
-        )));
+        return Err(BenchLabError::Failed {
+            program: "ovsdb-server",
+            dir: d.clone(),
+        });
     }
     let vsctl = |args: &[&str]| -> Result<(), BenchLabError> {
         let mut c = w.sw.command("ovs-vsctl");
@@ -332,13 +403,15 @@ fn run_ovs(w: &Wires, seconds: f64, size: u16) -> Result<f64, BenchLabError> {
             .arg(format!("--db={sock}"))
             .args(args)
             .output()
-            .map_err(|e| BenchLabError::Other(e.to_string()))?;
+            .map_err(|source| BenchLabError::Run {
+                program: "ovs-vsctl",
+                source,
+            })?;
         if !o.status.success() {
-            return Err(BenchLabError::Other(format!(
-                "ovs-vsctl {}: {}",
-                args.join(" "),
-                String::from_utf8_lossy(&o.stderr)
-            )));
+            return Err(BenchLabError::Vsctl {
+                args: args.join(" "),
+                stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+            });
         }
         Ok(())
     };
@@ -355,13 +428,15 @@ fn run_ovs(w: &Wires, seconds: f64, size: u16) -> Result<f64, BenchLabError> {
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null());
-        let st = c
-            .status()
-            .map_err(|e| BenchLabError::Other(format!("ovs-vswitchd: {e}")))?;
+        let st = c.status().map_err(|source| BenchLabError::Run {
+            program: "ovs-vswitchd",
+            source,
+        })?;
         if !st.success() {
-            return Err(BenchLabError::Other(format!(
-                "ovs-vswitchd failed (log in {d})"
-            )));
+            return Err(BenchLabError::Failed {
+                program: "ovs-vswitchd",
+                dir: d.clone(),
+            });
         }
         vsctl(&[
             "add-br",
@@ -403,12 +478,18 @@ fn run_ovs(w: &Wires, seconds: f64, size: u16) -> Result<f64, BenchLabError> {
 }
 
 /// `strato bench raw-forward`: AF_XDP rx on `a` -> tx on `b`, no lookup (both directions).
-pub fn raw_forward(a: &str, b: &str) -> Result<(), String> {
-    let mut pa = AfXdpPort::open(&AfXdpConfig::new(a)).map_err(|e| format!("{a}: {e}"))?;
-    let mut pb = AfXdpPort::open(&AfXdpConfig::new(b)).map_err(|e| format!("{b}: {e}"))?;
+pub fn raw_forward(a: &str, b: &str) -> Result<(), RawForwardError> {
+    let open = |iface: &str| {
+        AfXdpPort::open(&AfXdpConfig::new(iface)).map_err(|source| RawForwardError::Open {
+            iface: iface.to_string(),
+            source,
+        })
+    };
+    let mut pa = open(a)?;
+    let mut pb = open(b)?;
     let stop = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        signal_hook::flag::register(sig, stop.clone()).map_err(|e| e.to_string())?;
+        signal_hook::flag::register(sig, stop.clone()).map_err(RawForwardError::Signals)?;
     }
     let mut pool = BufPool::new(4 * BURST);
     let mut bufs = [0u32; BURST];
@@ -435,7 +516,10 @@ fn run_raw(w: &Wires, seconds: f64, size: u16) -> Result<f64, BenchLabError> {
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
-            .map_err(|e| BenchLabError::Other(format!("cannot start the raw forwarder: {e}")))?,
+            .map_err(|source| BenchLabError::Start {
+                what: "the raw forwarder",
+                source,
+            })?,
     ));
     std::thread::sleep(Duration::from_millis(700));
     let r = measure(w, seconds, size);
@@ -446,9 +530,7 @@ fn run_raw(w: &Wires, seconds: f64, size: u16) -> Result<f64, BenchLabError> {
 /// Runs the benchmark.
 pub fn run(a: &BenchLabArgs) -> Result<BenchLabResult, BenchLabError> {
     if !netns::is_root() {
-        return Err(BenchLabError::Other(
-            "strato bench lab needs root (namespaces, AF_XDP)".into(),
-        ));
+        return Err(BenchLabError::NotRoot);
     }
     let mut res = BenchLabResult {
         size: a.size,
@@ -509,4 +591,32 @@ pub fn table(r: &BenchLabResult) -> String {
         r.ratios.strato_over_ovs,
         r.ratios.strato_over_raw
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_messages() {
+        assert_eq!(
+            BenchLabError::NotRoot.to_string(),
+            "strato bench lab needs root (namespaces, AF_XDP)"
+        );
+        let e = BenchLabError::Start {
+            what: "the sink",
+            source: std::io::Error::from(std::io::ErrorKind::NotFound),
+        };
+        assert!(e.to_string().starts_with("cannot start the sink: "), "{e}");
+        let e = BenchLabError::Failed {
+            program: "ovsdb-server",
+            dir: "/tmp/x".into(),
+        };
+        assert_eq!(e.to_string(), "ovsdb-server failed (log in /tmp/x)");
+        let e = BenchLabError::Io {
+            path: "/tmp/x".into(),
+            source: std::io::Error::from(std::io::ErrorKind::PermissionDenied),
+        };
+        assert!(e.to_string().starts_with("/tmp/x: "), "{e}");
+    }
 }

@@ -44,7 +44,7 @@ use strato_openflow::v13::{
     Action as OfAction, Body, ErrorMsg, FlowMod, HelloElem, Instruction, Match as OfMatch, Message,
     Oxm, OxmField,
 };
-use strato_openflow::{Header, HEADER_LEN, OFP13};
+use strato_openflow::{Header, OfError, HEADER_LEN, OFP13};
 use strato_switch::controller::{start, ControlError, ControllerHandle, Running};
 use strato_switch::ofchannel::{self, OfChannelError};
 
@@ -111,20 +111,16 @@ impl Default for BenchOfArgs {
     }
 }
 
-/// Why the benchmark failed.
-#[derive(Debug, thiserror::Error)]
+/// Why the benchmark failed. Each variant's doc comment is its message.
+#[derive(Debug, displaydoc::Display, thiserror::Error)]
 pub enum BenchOfError {
     /// bad arguments: {0}
-    #[error("bad arguments: {0}")]
     Args(String),
     /// controller: {0}
-    #[error("controller: {0}")]
     Control(#[from] ControlError),
     /// OpenFlow listener: {0}
-    #[error("OpenFlow listener: {0}")]
     Listen(#[from] OfChannelError),
     /// OpenFlow connection ({what}): {source}
-    #[error("OpenFlow connection ({what}): {source}")]
     Io {
         /// What was being done.
         what: &'static str,
@@ -132,12 +128,10 @@ pub enum BenchOfError {
         source: std::io::Error,
     },
     /// the switch broke the OpenFlow protocol: {0}
-    #[error("the switch broke the OpenFlow protocol: {0}")]
     Protocol(String),
+    /// the switch broke the OpenFlow protocol: {0}
+    Unreadable(#[from] ReadError),
     /// {phase}: the switch answered {count} message(s) with OpenFlow ERRORs; first: {first}
-    #[error(
-        "{phase}: the switch answered {count} message(s) with OpenFlow ERRORs; first: {first}"
-    )]
     OfErrors {
         /// Phase of the benchmark.
         phase: &'static str,
@@ -147,7 +141,6 @@ pub enum BenchOfError {
         first: String,
     },
     /// timed out after {secs} s: {what}
-    #[error("timed out after {secs} s: {what}")]
     Timeout {
         /// What did not happen in time.
         what: String,
@@ -155,11 +148,9 @@ pub enum BenchOfError {
         secs: u64,
     },
     /// check failed: {0}
-    #[error("check failed: {0}")]
     Verify(String),
     /// could not start a thread: {0}
-    #[error("could not start a thread: {0}")]
-    Thread(std::io::Error),
+    Thread(#[source] std::io::Error),
 }
 
 /// The flow_mod rate measurement.
@@ -389,7 +380,21 @@ fn ip_fields(dst: Option<u32>) -> Vec<Oxm> {
 /// A message read from the switch, stamped when it was parsed.
 struct Incoming {
     at: Instant,
-    msg: Result<Message, String>,
+    msg: Result<Message, ReadError>,
+}
+
+/// Bytes from the switch that are not an OpenFlow message.
+#[derive(Debug, displaydoc::Display, thiserror::Error)]
+pub enum ReadError {
+    /// unreadable message header: {0}
+    Header(#[source] OfError),
+    /// unparseable message (type {type_}): {source}
+    Message {
+        /// The header's message type.
+        type_: u8,
+        /// What the codec found wrong.
+        source: OfError,
+    },
 }
 
 struct OfClient {
@@ -489,7 +494,7 @@ impl OfClient {
                     )))
                 }
             };
-            let m = inc.msg.map_err(BenchOfError::Protocol)?;
+            let m = inc.msg?;
             match &m.body {
                 Body::EchoRequest(d) => {
                     let r = Message::new(m.xid, Body::EchoReply(d.clone()));
@@ -604,7 +609,7 @@ fn read_loop(mut s: TcpStream, tx: Sender<Incoming>) {
                 Err(e) => {
                     let _ = tx.send(Incoming {
                         at: Instant::now(),
-                        msg: Err(format!("unreadable message header: {e}")),
+                        msg: Err(ReadError::Header(e)),
                     });
                     return;
                 }
@@ -613,8 +618,10 @@ fn read_loop(mut s: TcpStream, tx: Sender<Incoming>) {
             if buf.len() - off < len {
                 break;
             }
-            let msg = Message::parse(&buf[off..off + len])
-                .map_err(|e| format!("unparseable message (type {}): {e}", h.type_));
+            let msg = Message::parse(&buf[off..off + len]).map_err(|source| ReadError::Message {
+                type_: h.type_,
+                source,
+            });
             off += len;
             if tx
                 .send(Incoming {

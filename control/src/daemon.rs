@@ -29,9 +29,10 @@ use strato_datapath::stats::DropReason;
 use strato_datapath::worker::{IdlePolicy, WorkerConfig};
 use strato_flowtable::pipeline::{Pipeline, PortEnv};
 use strato_flowtable::PortNo;
+use strato_overlay::agent::config::AgentConfigError;
 use strato_switch::controller::{start, ControlError, ControllerHandle};
 use strato_switch::learning::Learning;
-use strato_switch::ofchannel::{ControllerOpenFlow, FailMode, OfConfig, OfSwitch};
+use strato_switch::ofchannel::{ControllerOpenFlow, FailMode, OfChannelError, OfConfig, OfSwitch};
 
 /// Default control socket.
 pub const DEFAULT_SOCKET: &str = "/run/strato/strato.sock";
@@ -157,10 +158,10 @@ fn default_aging() -> u16 {
     300
 }
 
-/// Why the daemon could not start (or a request failed).
+/// Why the daemon could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum DaemonError {
-    /// cannot read {path}: {source}
+    /// The config file cannot be read.
     #[error("cannot read {path}: {source}")]
     Read {
         /// The file.
@@ -168,34 +169,246 @@ pub enum DaemonError {
         /// The error.
         source: std::io::Error,
     },
-    /// {path}: {msg}
-    #[error("{path}: {msg}")]
+    /// The config file is not a valid config.
+    #[error("{path}: {source}")]
     Config {
         /// The file.
         path: PathBuf,
-        /// What is wrong, with line and field.
-        msg: String,
+        /// What is wrong, with line or section and field.
+        source: ConfigError,
     },
-    /// strato run needs root (AF_XDP and tap ports need CAP_NET_ADMIN, CAP_BPF and CAP_SYS_ADMIN); run it as root
+    /// Not running as root.
     #[error("strato run needs root (AF_XDP and tap ports need CAP_NET_ADMIN, CAP_BPF and CAP_SYS_ADMIN); run it as root")]
     NotRoot,
-    /// port {name}: {msg}
-    #[error("port {name}: {msg}")]
+    /// A configured port (or the tenant underlay) cannot be opened.
+    #[error("{0}")]
+    Port(#[from] PortOpenError),
+    /// The controller or a worker failed.
+    #[error("{0}")]
+    Control(#[from] ControlError),
+    /// The control socket cannot be served.
+    #[error("control socket: {0}")]
+    Ctl(#[from] ctl::CtlError),
+    /// SIGINT/SIGTERM handlers cannot be installed.
+    #[error("cannot handle signals: {0}")]
+    Signals(#[source] std::io::Error),
+    /// `[daemon] state_dir` cannot be created.
+    #[error("cannot create state_dir {path}: {source}")]
+    StateDir {
+        /// The directory.
+        path: PathBuf,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// The OpenFlow channel refused `[bridge] controllers`.
+    #[error("{0}")]
+    Controllers(#[source] OfChannelError),
+    /// An `openflow_listen` listener cannot be started.
+    #[error("openflow_listen {addr}: {source}")]
+    Listen {
+        /// The address as configured.
+        addr: String,
+        /// The error.
+        source: OfChannelError,
+    },
+    /// The tenant API's store cannot be opened.
+    #[error("[api] store {db}: {source}")]
+    ApiStore {
+        /// The database file.
+        db: PathBuf,
+        /// The error.
+        source: strato_tenant::service::OpenError,
+    },
+    /// The tenant API cannot listen.
+    #[error("[api] listen {listen}: {source}")]
+    ApiListen {
+        /// The configured address.
+        listen: std::net::SocketAddr,
+        /// The error.
+        source: strato_tenant::api::StartError,
+    },
+    /// `tenant.server` cannot be followed.
+    #[error("tenant.server {url}: {source}")]
+    TenantServer {
+        /// The configured server.
+        url: String,
+        /// The error.
+        source: strato_overlay::agent::remote::RemoteError,
+    },
+    /// `[tenant]` has neither a server to follow nor an `[api]` beside it.
+    #[error("[tenant] has no model source: set tenant.server or add [api]")]
+    NoModelSource,
+    /// The underlay port has no MAC address.
+    #[error("tenant.underlay {0}: cannot read its MAC address")]
+    UnderlayMac(String),
+}
+
+/// What is wrong with config text. TOML and serde errors name the line and the field; the
+/// checks after them name the section (or `[[port]]` by its number) and the field.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// Not TOML, or a field serde refuses (unknown, missing, of the wrong type).
+    #[error("{}", .0.to_string().trim_end())]
+    Toml(#[from] toml::de::Error),
+    /// `[tenant]` is inconsistent.
+    #[error("{0}")]
+    Tenant(#[from] AgentConfigError),
+    /// A `[[port]]` is the tenant underlay, which the agent opens itself.
+    #[error(
+        "[[port]] {0:?} is tenant.underlay: the tenant agent opens the underlay itself; remove \
+         the [[port]]"
+    )]
+    UnderlayIsPort(String),
+    /// `[bridge] controllers` beside `[tenant]`.
+    #[error(
+        "[bridge] controllers and [tenant] exclude each other: the tenant compiler owns the \
+         bridge's rules"
+    )]
+    ControllersWithTenant,
+    /// `[daemon] log_level` is not a level.
+    #[error("[daemon] log_level = {0:?}: use error, warn, info, debug or trace")]
+    LogLevel(String),
+    /// `[daemon] controller_core` is not a core of this machine.
+    #[error("[daemon] controller_core = {core} is out of range: this machine has {cores}")]
+    ControllerCore {
+        /// The configured core.
+        core: usize,
+        /// This machine's cores.
+        cores: Cores,
+    },
+    /// `[daemon] worker_cores = []`.
+    #[error("[daemon] worker_cores is empty: give at least one core, or leave it out")]
+    NoWorkerCores,
+    /// `[daemon] worker_cores` has a core this machine does not have.
+    #[error("[daemon] worker_cores has core {core}, out of range: this machine has {cores}")]
+    WorkerCore {
+        /// The configured core.
+        core: usize,
+        /// This machine's cores.
+        cores: Cores,
+    },
+    /// `[daemon] worker_cores` has a core twice.
+    #[error("[daemon] worker_cores lists a core twice")]
+    WorkerCoreTwice,
+    /// An `openflow_listen` entry is a controller address (`tcp:`).
+    #[error(
+        "[daemon] openflow_listen {0:?}: listeners are ptcp:[PORT][:IP] or punix:PATH (tcp: \
+         goes in [bridge] controllers)"
+    )]
+    ListenerIsController(String),
+    /// A `controllers` entry is a listener address (`ptcp:`, `punix:`).
+    #[error(
+        "[bridge] controllers {0:?}: controllers are tcp:HOST[:PORT] (ptcp:/punix: go in \
+         [daemon] openflow_listen)"
+    )]
+    ControllerIsListener(String),
+    /// An `openflow_listen` entry is no OpenFlow address.
+    #[error("[daemon] openflow_listen {addr:?}: {source}")]
+    BadListener {
+        /// The entry.
+        addr: String,
+        /// Why.
+        source: OfChannelError,
+    },
+    /// A `controllers` entry is no OpenFlow address.
+    #[error("[bridge] controllers {addr:?}: {source}")]
+    BadController {
+        /// The entry.
+        addr: String,
+        /// Why.
+        source: OfChannelError,
+    },
+    /// `[api]` is inconsistent.
+    #[error("[api]: {0}")]
+    Api(#[source] strato_tenant::config::ConfigError),
+    /// A `[[port]]` is refused by [`PortSpec::validate`].
+    #[error("[[port]] #{number} ({name}): {source}")]
     Port {
+        /// Its number in the file, from 1.
+        number: usize,
+        /// Its name.
+        name: String,
+        /// Why.
+        source: ctl::PortSpecError,
+    },
+    /// Two `[[port]]`s have one name.
+    #[error("[[port]] #{number}: port {name} is configured twice")]
+    PortTwice {
+        /// The second one's number in the file, from 1.
+        number: usize,
+        /// The name.
+        name: String,
+    },
+    /// Two `[[port]]`s have one `ofport`.
+    #[error("[[port]] #{number} ({name}): ofport {ofport} is already used by another port")]
+    OfportTwice {
+        /// The second one's number in the file, from 1.
+        number: usize,
+        /// Its name.
+        name: String,
+        /// The port number.
+        ofport: u32,
+    },
+}
+
+/// This machine's cores, as config errors name them: `core 0` or `cores 0-N`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cores(pub usize);
+
+impl std::fmt::Display for Cores {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            0 | 1 => f.write_str("core 0"),
+            n => write!(f, "cores 0-{}", n - 1),
+        }
+    }
+}
+
+/// A port's interface cannot be opened (the configured ports at start, `add-port`, and the
+/// interfaces the tenant agent attaches).
+#[derive(Debug, displaydoc::Display, thiserror::Error)]
+pub enum PortOpenError {
+    /// port {name}: {source}
+    AfXdp {
         /// The port.
         name: String,
         /// What failed, and what to do.
-        msg: String,
+        source: strato_datapath::port::afxdp::AfXdpError,
     },
-    /// {0}
-    #[error("{0}")]
+    /// port {name}: {source}
+    Tap {
+        /// The port.
+        name: String,
+        /// What failed, and what to do.
+        source: strato_datapath::port::tap::TapError,
+    },
+}
+
+/// Why a `strato ctl` request failed; the client gets the message (and the daemon keeps
+/// serving).
+#[derive(Debug, displaydoc::Display, thiserror::Error)]
+pub enum RequestError {
+    /// The port spec is refused before the kernel is asked.
+    #[displaydoc("{0}")]
+    Spec(#[from] ctl::PortSpecError),
+    /// The port's interface cannot be opened.
+    #[displaydoc("{0}")]
+    Open(#[from] PortOpenError),
+    /// The controller failed.
+    #[displaydoc("{0}")]
     Control(#[from] ControlError),
-    /// control socket: {0}
-    #[error("control socket: {0}")]
-    Ctl(#[from] ctl::CtlError),
-    /// {0}
-    #[error("{0}")]
-    Other(String),
+    /// port {0} already exists (del-port it first)
+    PortExists(String),
+    /// ofport {0} is already in use
+    OfportInUse(PortNo),
+    /// no port named {0}
+    NoPort(String),
+    /// internal error: port lock poisoned
+    LockPoisoned,
+    /// internal error: the port vanished while being added
+    Vanished,
+    /// internal error: cannot encode the result: {0}
+    Encode(#[from] serde_json::Error),
 }
 
 /// Reads and checks a config file.
@@ -204,15 +417,15 @@ pub fn load(path: &Path) -> Result<Config, DaemonError> {
         path: path.into(),
         source,
     })?;
-    parse(&text).map_err(|msg| DaemonError::Config {
+    parse(&text).map_err(|source| DaemonError::Config {
         path: path.into(),
-        msg,
+        source,
     })
 }
 
 /// Parses and checks config text (errors name the line and the field).
-pub fn parse(text: &str) -> Result<Config, String> {
-    let cfg: Config = toml::from_str(text).map_err(|e| e.to_string().trim_end().to_string())?;
+pub fn parse(text: &str) -> Result<Config, ConfigError> {
+    let cfg: Config = toml::from_str(text)?;
     validate(&cfg, cores())?;
     Ok(cfg)
 }
@@ -223,112 +436,91 @@ fn cores() -> usize {
         .unwrap_or(1)
 }
 
-fn validate(cfg: &Config, ncores: usize) -> Result<(), String> {
+fn validate(cfg: &Config, ncores: usize) -> Result<(), ConfigError> {
     let d = &cfg.daemon;
     if let Some(t) = &cfg.tenant {
         t.validate(cfg.api.is_some())?;
         if cfg.ports.iter().any(|p| p.name == t.underlay) {
-            return Err(format!(
-                "[[port]] {:?} is tenant.underlay: the tenant agent opens the underlay itself; \
-                 remove the [[port]]",
-                t.underlay
-            ));
+            return Err(ConfigError::UnderlayIsPort(t.underlay.clone()));
         }
         if !cfg.bridge.controllers.is_empty() {
-            return Err(
-                "[bridge] controllers and [tenant] exclude each other: the tenant \
-                        compiler owns the bridge's rules"
-                    .into(),
-            );
+            return Err(ConfigError::ControllersWithTenant);
         }
     }
     if !["error", "warn", "info", "debug", "trace"].contains(&d.log_level.as_str()) {
-        return Err(format!(
-            "[daemon] log_level = {:?}: use error, warn, info, debug or trace",
-            d.log_level
-        ));
+        return Err(ConfigError::LogLevel(d.log_level.clone()));
     }
-    let range = if ncores == 1 {
-        "core 0".to_string()
-    } else {
-        format!("cores 0-{}", ncores - 1)
-    };
-    if let Some(c) = d.controller_core {
-        if c >= ncores {
-            return Err(format!(
-                "[daemon] controller_core = {c} is out of range: this machine has {range}"
-            ));
+    let cores = Cores(ncores);
+    if let Some(core) = d.controller_core {
+        if core >= ncores {
+            return Err(ConfigError::ControllerCore { core, cores });
         }
     }
     if let Some(w) = &d.worker_cores {
         if w.is_empty() {
-            return Err(
-                "[daemon] worker_cores is empty: give at least one core, or leave it out".into(),
-            );
+            return Err(ConfigError::NoWorkerCores);
         }
-        for &c in w {
-            if c >= ncores {
-                return Err(format!(
-                    "[daemon] worker_cores has core {c}, out of range: this machine has {range}"
-                ));
-            }
+        if let Some(&core) = w.iter().find(|&&c| c >= ncores) {
+            return Err(ConfigError::WorkerCore { core, cores });
         }
         let mut s = w.clone();
         s.sort_unstable();
         s.dedup();
         if s.len() != w.len() {
-            return Err("[daemon] worker_cores lists a core twice".into());
+            return Err(ConfigError::WorkerCoreTwice);
         }
     }
     // Listeners are passive (ptcp:/punix:), controllers active (tcp:); each list refuses the
     // other's kind and says where it goes.
-    let lists = [
+    type WrongKind = fn(String) -> ConfigError;
+    type Unparsed = fn(String, OfChannelError) -> ConfigError;
+    let lists: [(&Vec<String>, bool, WrongKind, Unparsed); 2] = [
         (
-            "[daemon] openflow_listen",
             &d.openflow_listen,
             false,
-            "listeners are ptcp:[PORT][:IP] or punix:PATH (tcp: goes in [bridge] controllers)",
+            ConfigError::ListenerIsController,
+            |addr, source| ConfigError::BadListener { addr, source },
         ),
         (
-            "[bridge] controllers",
             &cfg.bridge.controllers,
             true,
-            "controllers are tcp:HOST[:PORT] (ptcp:/punix: go in [daemon] openflow_listen)",
+            ConfigError::ControllerIsListener,
+            |addr, source| ConfigError::BadController { addr, source },
         ),
     ];
-    for (key, list, want_tcp, fix) in lists {
+    for (list, want_tcp, wrong_kind, unparsed) in lists {
         for a in list {
             match strato_switch::ofchannel::parse_target(a) {
                 Ok(t) if matches!(t, strato_switch::ofchannel::Target::Tcp(..)) != want_tcp => {
-                    return Err(format!("{key} {a:?}: {fix}"))
+                    return Err(wrong_kind(a.clone()))
                 }
                 Ok(_) => {}
-                Err(e) => return Err(format!("{key} {a:?}: {e}")),
+                Err(e) => return Err(unparsed(a.clone(), e)),
             }
         }
     }
     if let Some(api) = &cfg.api {
-        api.validate().map_err(|e| format!("[api]: {e}"))?;
+        api.validate().map_err(ConfigError::Api)?;
     }
     let mut names = std::collections::HashSet::new();
     let mut nos = std::collections::HashSet::new();
     for (i, p) in cfg.ports.iter().enumerate() {
-        p.validate()
-            .map_err(|e| format!("[[port]] #{} ({}): {e}", i + 1, p.name))?;
+        let (number, name) = (i + 1, p.name.clone());
+        p.validate().map_err(|source| ConfigError::Port {
+            number,
+            name: name.clone(),
+            source,
+        })?;
         if !names.insert(p.name.as_str()) {
-            return Err(format!(
-                "[[port]] #{}: port {} is configured twice",
-                i + 1,
-                p.name
-            ));
+            return Err(ConfigError::PortTwice { number, name });
         }
-        if let Some(no) = p.ofport {
-            if !nos.insert(no) {
-                return Err(format!(
-                    "[[port]] #{} ({}): ofport {no} is already used by another port",
-                    i + 1,
-                    p.name
-                ));
+        if let Some(ofport) = p.ofport {
+            if !nos.insert(ofport) {
+                return Err(ConfigError::OfportTwice {
+                    number,
+                    name,
+                    ofport,
+                });
             }
         }
     }
@@ -347,11 +539,8 @@ fn plan_cores(d: &DaemonSection, ncores: usize) -> (usize, Vec<usize>) {
 }
 
 /// Opens the kernel side of a port.
-pub fn open_port(spec: &PortSpec, no: PortNo) -> Result<Port, DaemonError> {
-    let err = |msg: String| DaemonError::Port {
-        name: spec.name.clone(),
-        msg,
-    };
+pub fn open_port(spec: &PortSpec, no: PortNo) -> Result<Port, PortOpenError> {
+    let name = || spec.name.clone();
     let kind = match spec.kind {
         ctl::PortKind::Afxdp => {
             let mut c = AfXdpConfig::new(spec.name.clone());
@@ -361,16 +550,22 @@ pub fn open_port(spec: &PortSpec, no: PortNo) -> Result<Port, DaemonError> {
                 ctl::XdpMode::Native => XdpMode::Native,
                 ctl::XdpMode::Skb => XdpMode::Skb,
             };
-            PortKind::AfXdp(Box::new(
-                AfXdpPort::open(&c).map_err(|e| err(e.to_string()))?,
-            ))
+            PortKind::AfXdp(Box::new(AfXdpPort::open(&c).map_err(|source| {
+                PortOpenError::AfXdp {
+                    name: name(),
+                    source,
+                }
+            })?))
         }
         ctl::PortKind::Tap => {
             let c = TapConfig {
                 name: spec.name.clone(),
                 create: spec.create.unwrap_or(true),
             };
-            PortKind::Tap(TapPort::open(&c).map_err(|e| err(e.to_string()))?)
+            PortKind::Tap(TapPort::open(&c).map_err(|source| PortOpenError::Tap {
+                name: name(),
+                source,
+            })?)
         }
     };
     Ok(Port::new(no, spec.name.clone(), kind))
@@ -396,16 +591,14 @@ pub fn run(cfg: Config) -> Result<(), DaemonError> {
     // Signals first: one arriving during start-up must still lead to a clean stop.
     let stop = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        signal_hook::flag::register(sig, stop.clone())
-            .map_err(|e| DaemonError::Other(format!("cannot handle signals: {e}")))?;
+        signal_hook::flag::register(sig, stop.clone()).map_err(DaemonError::Signals)?;
     }
     init_logging(&cfg.daemon.log_level);
-    std::fs::create_dir_all(&cfg.daemon.state_dir).map_err(|e| {
-        DaemonError::Other(format!(
-            "cannot create state_dir {}: {e}",
-            cfg.daemon.state_dir.display()
-        ))
-    })?;
+    let state_dir = |source| DaemonError::StateDir {
+        path: cfg.daemon.state_dir.clone(),
+        source,
+    };
+    std::fs::create_dir_all(&cfg.daemon.state_dir).map_err(state_dir)?;
     let (ctl_core, worker_cores) = plan_cores(&cfg.daemon, cores());
 
     // Ports first: a missing interface is a start-up error, before any thread exists.
@@ -460,9 +653,9 @@ pub fn run(cfg: Config) -> Result<(), DaemonError> {
         .iter()
         .map(|s| strato_switch::ofchannel::parse_target(s))
         .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| DaemonError::Other(e.to_string()))?;
+        .map_err(DaemonError::Controllers)?;
     handle
-        .call(move |c| -> Result<(), String> {
+        .call(move |c| -> Result<(), OfChannelError> {
             if !core_affinity::set_for_current(core_affinity::CoreId { id: ctl_core }) {
                 tracing::warn!(core = ctl_core, "could not pin the controller thread");
             }
@@ -477,13 +670,11 @@ pub fn run(cfg: Config) -> Result<(), DaemonError> {
                 learning: Learning { aging_s: aging },
                 probe_interval: strato_switch::ofchannel::PROBE_INTERVAL,
             });
-            c.openflow()
-                .set_controllers(controllers)
-                .map_err(|e| e.to_string())?;
+            c.openflow().set_controllers(controllers)?;
             c.run_app::<OfSwitch>();
             Ok(())
         })?
-        .map_err(DaemonError::Other)?;
+        .map_err(DaemonError::Controllers)?;
     handle.sync()?;
 
     let shared = Arc::new(Shared {
@@ -499,27 +690,33 @@ pub fn run(cfg: Config) -> Result<(), DaemonError> {
     }
     let mut of_listeners = Vec::new();
     for addr in &cfg.daemon.openflow_listen {
-        let ch = strato_switch::ofchannel::listen(addr, handle.clone())
-            .map_err(|e| DaemonError::Other(format!("openflow_listen {addr}: {e}")))?;
+        let ch = strato_switch::ofchannel::listen(addr, handle.clone()).map_err(|source| {
+            DaemonError::Listen {
+                addr: addr.clone(),
+                source,
+            }
+        })?;
         tracing::info!(%addr, "OpenFlow listener up");
         of_listeners.push(ch);
     }
     // The tenant API: its store opens (and restores everything) before the API listens.
     let api = match &cfg.api {
         Some(a) => {
-            std::fs::create_dir_all(&cfg.daemon.state_dir).map_err(|e| {
-                DaemonError::Other(format!(
-                    "cannot create the state directory {}: {e}",
-                    cfg.daemon.state_dir.display()
-                ))
-            })?;
+            std::fs::create_dir_all(&cfg.daemon.state_dir).map_err(state_dir)?;
             let db = a.db_path_in(&cfg.daemon.state_dir);
-            let svc =
-                Arc::new(strato_tenant::TenantService::open(a, &db).map_err(|e| {
-                    DaemonError::Other(format!("[api] store {}: {e}", db.display()))
-                })?);
-            let server = strato_tenant::ApiServer::start(a, svc.clone())
-                .map_err(|e| DaemonError::Other(format!("[api] listen {}: {e}", a.listen)))?;
+            let svc = strato_tenant::TenantService::open(a, &db).map_err(|source| {
+                DaemonError::ApiStore {
+                    db: db.clone(),
+                    source,
+                }
+            })?;
+            let svc = Arc::new(svc);
+            let server = strato_tenant::ApiServer::start(a, svc.clone()).map_err(|source| {
+                DaemonError::ApiListen {
+                    listen: a.listen,
+                    source,
+                }
+            })?;
             tracing::info!(listen = %server.local_addr(), db = %db.display(), "tenant API up");
             Some((server, svc))
         }
@@ -531,7 +728,7 @@ pub fn run(cfg: Config) -> Result<(), DaemonError> {
     let s2 = shared.clone();
     let server = ctl::serve(
         &cfg.daemon.control_socket,
-        Arc::new(move |req| handle_request(&s2, req)),
+        Arc::new(move |req| handle_request(&s2, req).map_err(Into::into)),
     )?;
     tracing::info!(
         bridge = %cfg.bridge.name,
@@ -578,8 +775,8 @@ fn match_text(m: &strato_flowtable::Match) -> String {
     }
 }
 
-fn to_value<T: serde::Serialize>(v: &T) -> Result<serde_json::Value, String> {
-    serde_json::to_value(v).map_err(|e| e.to_string())
+fn to_value<T: serde::Serialize>(v: &T) -> Result<serde_json::Value, RequestError> {
+    Ok(serde_json::to_value(v)?)
 }
 
 fn port_report(p: &strato_switch::controller::PortRecord) -> PortReport {
@@ -608,14 +805,14 @@ fn start_agent(
         (None, Some(svc)) => strato_overlay::agent::source::local(svc, wake),
         (Some(url), _) => {
             let token = t.token.as_deref().unwrap_or_default();
-            strato_overlay::agent::remote::follow(url, token, wake)
-                .map_err(|e| DaemonError::Other(format!("tenant.server {url}: {e}")))?
+            strato_overlay::agent::remote::follow(url, token, wake).map_err(|source| {
+                DaemonError::TenantServer {
+                    url: url.clone(),
+                    source,
+                }
+            })?
         }
-        (None, None) => {
-            return Err(DaemonError::Other(
-                "[tenant] has no model source: set tenant.server or add [api]".into(),
-            ))
-        }
+        (None, None) => return Err(DaemonError::NoModelSource),
     };
     let mac = shared
         .handle
@@ -625,12 +822,7 @@ fn start_agent(
                 .find(|p| p.no == underlay)
                 .and_then(|p| p.mac)
         })?
-        .ok_or_else(|| {
-            DaemonError::Other(format!(
-                "tenant.underlay {}: cannot read its MAC address",
-                t.underlay
-            ))
-        })?;
+        .ok_or_else(|| DaemonError::UnderlayMac(t.underlay.clone()))?;
     let spec = strato_overlay::agent::AgentSpec {
         host: t.host.clone(),
         underlay,
@@ -650,34 +842,31 @@ fn start_agent(
 
 /// Opens and adds a port (`strato ctl add-port`, and interfaces the tenant agent attaches):
 /// the name must be new, the number free (lowest free one when not given).
-fn add_port(s: &Shared, spec: &PortSpec) -> Result<strato_switch::controller::PortRecord, String> {
+fn add_port(
+    s: &Shared,
+    spec: &PortSpec,
+) -> Result<strato_switch::controller::PortRecord, RequestError> {
     let h = &s.handle;
-    let e = |e: ControlError| e.to_string();
     spec.validate()?;
-    let _g = s
-        .port_lock
-        .lock()
-        .map_err(|_| "internal error: port lock poisoned".to_string())?;
+    let _g = s.port_lock.lock().map_err(|_| RequestError::LockPoisoned)?;
     let name = spec.name.clone();
-    let existing = h
-        .call(move |c| {
-            c.ports()
-                .into_iter()
-                .map(|p| (p.no, p.name))
-                .collect::<Vec<_>>()
-        })
-        .map_err(e)?;
+    let existing = h.call(move |c| {
+        c.ports()
+            .into_iter()
+            .map(|p| (p.no, p.name))
+            .collect::<Vec<_>>()
+    })?;
     if existing.iter().any(|(_, n)| *n == name) {
-        return Err(format!("port {name} already exists (del-port it first)"));
+        return Err(RequestError::PortExists(name));
     }
     let mut used: Vec<PortNo> = existing.iter().map(|(no, _)| *no).collect();
     used.extend(&s.reserved);
     let no = match spec.ofport {
-        Some(no) if used.contains(&no) => return Err(format!("ofport {no} is already in use")),
+        Some(no) if used.contains(&no) => return Err(RequestError::OfportInUse(no)),
         Some(no) => no,
         None => next_free(&used),
     };
-    let port = open_port(spec, no).map_err(|e| e.to_string())?;
+    let port = open_port(spec, no)?;
     let rec = h
         .call(move |c| {
             let w = c.least_loaded_worker();
@@ -686,10 +875,9 @@ fn add_port(s: &Shared, spec: &PortSpec) -> Result<strato_switch::controller::Po
                 env.add_port(no, true, true);
             });
             c.ports().into_iter().find(|p| p.no == no)
-        })
-        .map_err(e)?
-        .ok_or_else(|| "internal error: the port vanished while being added".to_string())?;
-    h.sync().map_err(e)?;
+        })?
+        .ok_or(RequestError::Vanished)?;
+    h.sync()?;
     tracing::info!(port = %spec.name, ofport = no, "port added");
     Ok(rec)
 }
@@ -712,8 +900,10 @@ fn spawn_attacher(s: Arc<Shared>) -> strato_overlay::agent::AttachFn {
                     Ok(_) => {
                         last_error.remove(&iface.name);
                     }
-                    Err(e) if e.contains("already exists") => {}
+                    Err(RequestError::PortExists(_)) => {}
                     Err(e) => {
+                        // Logged once per distinct message (what the log would repeat).
+                        let e = e.to_string();
                         if last_error.get(&iface.name) != Some(&e) {
                             tracing::warn!(interface = %iface.name, error = %e,
                                 "cannot attach a bound interface yet (retrying)");
@@ -731,42 +921,39 @@ fn spawn_attacher(s: Arc<Shared>) -> strato_overlay::agent::AttachFn {
     })
 }
 
-fn handle_request(s: &Shared, req: Request) -> Result<serde_json::Value, String> {
+fn handle_request(s: &Shared, req: Request) -> Result<serde_json::Value, RequestError> {
     let h = &s.handle;
-    let e = |e: ControlError| e.to_string();
     match req {
         Request::Show => {
             let (bridge, fail_mode, cores) = (s.bridge.clone(), s.fail_mode, s.cores.clone());
-            let report = h
-                .call(move |c| {
-                    let ports = c.ports();
-                    ShowReport {
-                        bridge,
-                        fail_mode: format!("{fail_mode:?}").to_lowercase(),
-                        ports: ports.iter().map(port_report).collect(),
-                        workers: (0..c.worker_count())
-                            .map(|w| WorkerReport {
-                                id: w,
-                                core: cores.get(w).copied(),
-                                ports: ports
-                                    .iter()
-                                    .filter(|p| p.worker == w)
-                                    .map(|p| p.no)
-                                    .collect(),
-                            })
-                            .collect(),
-                        tenant: c.app::<strato_overlay::agent::Agent>().map(|a| {
-                            ctl::TenantReport {
-                                source: a.source().to_string(),
-                                stats: match serde_json::to_value(a.stats()) {
-                                    Ok(serde_json::Value::Object(m)) => m,
-                                    _ => Default::default(),
-                                },
-                            }
+            let report = h.call(move |c| {
+                let ports = c.ports();
+                ShowReport {
+                    bridge,
+                    fail_mode: format!("{fail_mode:?}").to_lowercase(),
+                    ports: ports.iter().map(port_report).collect(),
+                    workers: (0..c.worker_count())
+                        .map(|w| WorkerReport {
+                            id: w,
+                            core: cores.get(w).copied(),
+                            ports: ports
+                                .iter()
+                                .filter(|p| p.worker == w)
+                                .map(|p| p.no)
+                                .collect(),
+                        })
+                        .collect(),
+                    tenant: c
+                        .app::<strato_overlay::agent::Agent>()
+                        .map(|a| ctl::TenantReport {
+                            source: a.source().to_string(),
+                            stats: match serde_json::to_value(a.stats()) {
+                                Ok(serde_json::Value::Object(m)) => m,
+                                _ => Default::default(),
+                            },
                         }),
-                    }
-                })
-                .map_err(e)?;
+                }
+            })?;
             to_value(&report)
         }
         Request::AddPort(spec) => {
@@ -774,59 +961,52 @@ fn handle_request(s: &Shared, req: Request) -> Result<serde_json::Value, String>
             to_value(&port_report(&rec))
         }
         Request::DelPort { name } => {
-            let _g = s
-                .port_lock
-                .lock()
-                .map_err(|_| "internal error: port lock poisoned".to_string())?;
+            let _g = s.port_lock.lock().map_err(|_| RequestError::LockPoisoned)?;
             let n2 = name.clone();
-            let removed = h
-                .call(move |c| {
-                    let no = c.ports().into_iter().find(|p| p.name == n2).map(|p| p.no)?;
-                    c.del_port(no);
-                    c.forget_port(no);
-                    Some(no)
-                })
-                .map_err(e)?;
+            let removed = h.call(move |c| {
+                let no = c.ports().into_iter().find(|p| p.name == n2).map(|p| p.no)?;
+                c.del_port(no);
+                c.forget_port(no);
+                Some(no)
+            })?;
             let Some(no) = removed else {
-                return Err(format!("no port named {name}"));
+                return Err(RequestError::NoPort(name));
             };
-            h.sync().map_err(e)?;
+            h.sync()?;
             tracing::info!(port = %name, ofport = no, "port removed");
             Ok(serde_json::Value::Null)
         }
         Request::DumpFlows => {
-            let report = h
-                .call(|c| {
-                    let now = c.now_ms();
-                    let mut flows: Vec<FlowReport> = c
-                        .pipeline()
-                        .rules()
-                        .map(|r| FlowReport {
-                            table: r.table,
-                            priority: r.priority,
-                            cookie: r.cookie,
-                            duration_s: now.saturating_sub(r.created_ms) as f64 / 1000.0,
-                            idle_timeout: r.idle_timeout,
-                            hard_timeout: r.hard_timeout,
-                            packets: r.packets,
-                            bytes: r.bytes,
-                            match_: match_text(&r.matching),
-                            actions: r.instructions.to_string(),
-                        })
-                        .collect();
-                    flows.sort_by(|a, b| {
-                        a.table
-                            .cmp(&b.table)
-                            .then(b.priority.cmp(&a.priority))
-                            .then(a.match_.cmp(&b.match_))
-                    });
-                    FlowsReport { flows }
-                })
-                .map_err(e)?;
+            let report = h.call(|c| {
+                let now = c.now_ms();
+                let mut flows: Vec<FlowReport> = c
+                    .pipeline()
+                    .rules()
+                    .map(|r| FlowReport {
+                        table: r.table,
+                        priority: r.priority,
+                        cookie: r.cookie,
+                        duration_s: now.saturating_sub(r.created_ms) as f64 / 1000.0,
+                        idle_timeout: r.idle_timeout,
+                        hard_timeout: r.hard_timeout,
+                        packets: r.packets,
+                        bytes: r.bytes,
+                        match_: match_text(&r.matching),
+                        actions: r.instructions.to_string(),
+                    })
+                    .collect();
+                flows.sort_by(|a, b| {
+                    a.table
+                        .cmp(&b.table)
+                        .then(b.priority.cmp(&a.priority))
+                        .then(a.match_.cmp(&b.match_))
+                });
+                FlowsReport { flows }
+            })?;
             to_value(&report)
         }
         Request::DumpDpFlows => {
-            let dumps = h.dump_flows().map_err(e)?;
+            let dumps = h.dump_flows()?;
             let mut flows = Vec::new();
             for d in dumps {
                 for f in d.flows {
@@ -843,45 +1023,43 @@ fn handle_request(s: &Shared, req: Request) -> Result<serde_json::Value, String>
             to_value(&DpFlowsReport { flows })
         }
         Request::Stats => {
-            h.sync().map_err(e)?;
-            let report = h
-                .call(|c| {
-                    let (_, ports) = c.counters();
-                    StatsReport {
-                        ports: ports
-                            .into_iter()
-                            .map(|(no, name, pc)| PortStats {
-                                no,
-                                name,
-                                rx_packets: pc.rx_packets,
-                                rx_bytes: pc.rx_bytes,
-                                tx_packets: pc.tx_packets,
-                                tx_bytes: pc.tx_bytes,
-                                tx_dropped: pc.tx_dropped,
-                            })
-                            .collect(),
-                        workers: (0..c.worker_count())
-                            .map(|w| {
-                                let wc = c.worker_counters(w);
-                                WorkerStats {
-                                    id: w,
-                                    rx_packets: wc.rx_packets,
-                                    emc_hits: wc.emc_hits,
-                                    smc_hits: wc.smc_hits,
-                                    megaflow_hits: wc.megaflow_hits,
-                                    misses: wc.misses,
-                                    upcalls: wc.upcalls,
-                                    drops: DropReason::ALL
-                                        .iter()
-                                        .filter(|r| wc.dropped(**r) > 0)
-                                        .map(|r| (r.name().to_string(), wc.dropped(*r)))
-                                        .collect(),
-                                }
-                            })
-                            .collect(),
-                    }
-                })
-                .map_err(e)?;
+            h.sync()?;
+            let report = h.call(|c| {
+                let (_, ports) = c.counters();
+                StatsReport {
+                    ports: ports
+                        .into_iter()
+                        .map(|(no, name, pc)| PortStats {
+                            no,
+                            name,
+                            rx_packets: pc.rx_packets,
+                            rx_bytes: pc.rx_bytes,
+                            tx_packets: pc.tx_packets,
+                            tx_bytes: pc.tx_bytes,
+                            tx_dropped: pc.tx_dropped,
+                        })
+                        .collect(),
+                    workers: (0..c.worker_count())
+                        .map(|w| {
+                            let wc = c.worker_counters(w);
+                            WorkerStats {
+                                id: w,
+                                rx_packets: wc.rx_packets,
+                                emc_hits: wc.emc_hits,
+                                smc_hits: wc.smc_hits,
+                                megaflow_hits: wc.megaflow_hits,
+                                misses: wc.misses,
+                                upcalls: wc.upcalls,
+                                drops: DropReason::ALL
+                                    .iter()
+                                    .filter(|r| wc.dropped(**r) > 0)
+                                    .map(|r| (r.name().to_string(), wc.dropped(*r)))
+                                    .collect(),
+                            }
+                        })
+                        .collect(),
+                }
+            })?;
             to_value(&report)
         }
     }
@@ -934,23 +1112,35 @@ kind = "tap"
 
     #[test]
     fn config_errors_name_line_and_field() {
-        let e = parse("[daemon]\nlog_levle = \"info\"\n").unwrap_err();
+        let e = parse("[daemon]\nlog_levle = \"info\"\n")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("line 2") && e.contains("log_levle"), "{e}");
-        let e = parse("[[port]]\nname = \"v0\"\nkind = \"vhost\"\n").unwrap_err();
+        let e = parse("[[port]]\nname = \"v0\"\nkind = \"vhost\"\n")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("line 3") && e.contains("vhost"), "{e}");
-        let e = validate(&parse_unchecked("[daemon]\nworker_cores = [7]\n"), 2).unwrap_err();
+        let e = validate(&parse_unchecked("[daemon]\nworker_cores = [7]\n"), 2)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("core 7") && e.contains("cores 0-1"), "{e}");
         let e = parse(
             "[[port]]\nname = \"v0\"\nkind = \"tap\"\n[[port]]\nname = \"v0\"\nkind = \"tap\"\n",
         )
-        .unwrap_err();
+        .unwrap_err()
+        .to_string();
         assert!(e.contains("configured twice"), "{e}");
         let e = parse("[[port]]\nname = \"v0\"\nkind = \"tap\"\nofport = 1\n[[port]]\nname = \"v1\"\nkind = \"tap\"\nofport = 1\n")
-            .unwrap_err();
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("ofport 1"), "{e}");
-        let e = parse("[daemon]\nopenflow_listen = [\"tcp:1\"]\n").unwrap_err();
+        let e = parse("[daemon]\nopenflow_listen = [\"tcp:1\"]\n")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("openflow_listen"), "{e}");
-        let e = parse("[daemon]\nlog_level = \"loud\"\n").unwrap_err();
+        let e = parse("[daemon]\nlog_level = \"loud\"\n")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("log_level"), "{e}");
     }
 
@@ -962,14 +1152,125 @@ kind = "tap"
         .unwrap();
         assert_eq!(c.bridge.controllers, vec!["tcp:127.0.0.1:6633".to_string()]);
         assert_eq!(c.api.unwrap().listen.port(), 9697);
-        let e = parse("[bridge]\ncontrollers = [\"ptcp:6633\"]\n").unwrap_err();
+        let e = parse("[bridge]\ncontrollers = [\"ptcp:6633\"]\n")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("[bridge] controllers"), "{e}");
-        let e = parse("[daemon]\nopenflow_listen = [\"tcp:127.0.0.1:1\"]\n").unwrap_err();
+        let e = parse("[daemon]\nopenflow_listen = [\"tcp:127.0.0.1:1\"]\n")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("listeners are ptcp"), "{e}");
-        let e = parse("[api]\nthreads = 0\n").unwrap_err();
+        let e = parse("[api]\nthreads = 0\n").unwrap_err().to_string();
         assert!(e.contains("[api]"), "{e}");
-        let e = parse("[api]\nbogus = 1\n").unwrap_err();
+        let e = parse("[api]\nbogus = 1\n").unwrap_err().to_string();
         assert!(e.contains("bogus"), "{e}");
+    }
+
+    #[test]
+    fn config_errors_are_typed() {
+        assert!(matches!(
+            parse("[daemon]\nlog_levle = \"info\"\n"),
+            Err(ConfigError::Toml(_))
+        ));
+        assert!(matches!(
+            validate(&parse_unchecked("[daemon]\nworker_cores = [7]\n"), 2),
+            Err(ConfigError::WorkerCore {
+                core: 7,
+                cores: Cores(2)
+            })
+        ));
+        assert!(matches!(
+            validate(&parse_unchecked("[daemon]\ncontroller_core = 1\n"), 1),
+            Err(ConfigError::ControllerCore { core: 1, .. })
+        ));
+        assert!(matches!(
+            parse("[daemon]\nworker_cores = [0, 0]\n"),
+            Err(ConfigError::WorkerCoreTwice)
+        ));
+        assert!(matches!(
+            parse("[daemon]\nopenflow_listen = [\"ptcp:x\"]\n"),
+            Err(ConfigError::BadListener { .. })
+        ));
+        assert!(matches!(
+            parse("[bridge]\ncontrollers = [\"udp:1\"]\n"),
+            Err(ConfigError::BadController { .. })
+        ));
+        assert!(matches!(
+            parse("[daemon]\nopenflow_listen = [\"tcp:127.0.0.1:1\"]\n"),
+            Err(ConfigError::ListenerIsController(_))
+        ));
+        assert!(matches!(
+            parse("[bridge]\ncontrollers = [\"ptcp:6633\"]\n"),
+            Err(ConfigError::ControllerIsListener(_))
+        ));
+        assert!(matches!(
+            parse("[[port]]\nname = \"tap0\"\nkind = \"tap\"\nqueue = 1\n"),
+            Err(ConfigError::Port { number: 1, .. })
+        ));
+        // Whole messages, as `strato run --check` prints them after the file name.
+        let e = validate(&parse_unchecked("[daemon]\ncontroller_core = 1\n"), 1).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "[daemon] controller_core = 1 is out of range: this machine has core 0"
+        );
+        let e = parse("[[port]]\nname = \"tap0\"\nkind = \"tap\"\nqueue = 1\n").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "[[port]] #1 (tap0): port tap0: `queue` applies to afxdp ports only"
+        );
+        let e = parse("[daemon]\nopenflow_listen = [\"tcp:127.0.0.1:1\"]\n").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "[daemon] openflow_listen \"tcp:127.0.0.1:1\": listeners are ptcp:[PORT][:IP] or \
+             punix:PATH (tcp: goes in [bridge] controllers)"
+        );
+        let e = parse("[tenant]\nhost = \"hv1\"\nunderlay = \"ul0\"\n[api]\n[[port]]\nname = \"ul0\"\nkind = \"afxdp\"\n").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "[[port]] \"ul0\" is tenant.underlay: the tenant agent opens the underlay itself; \
+             remove the [[port]]"
+        );
+        let e = load(Path::new("/nonexistent/strato.toml")).unwrap_err();
+        assert!(matches!(e, DaemonError::Read { .. }), "{e}");
+        assert!(
+            e.to_string()
+                .starts_with("cannot read /nonexistent/strato.toml: "),
+            "{e}"
+        );
+        assert_eq!(Cores(1).to_string(), "core 0");
+        assert_eq!(Cores(4).to_string(), "cores 0-3");
+    }
+
+    #[test]
+    fn request_errors_keep_their_messages() {
+        assert_eq!(
+            RequestError::PortExists("veth0".into()).to_string(),
+            "port veth0 already exists (del-port it first)"
+        );
+        assert_eq!(
+            RequestError::OfportInUse(3).to_string(),
+            "ofport 3 is already in use"
+        );
+        assert_eq!(
+            RequestError::NoPort("nope".into()).to_string(),
+            "no port named nope"
+        );
+        assert_eq!(
+            RequestError::LockPoisoned.to_string(),
+            "internal error: port lock poisoned"
+        );
+        let spec = PortSpec {
+            queue: Some(0),
+            ..PortSpec::new("tap0", ctl::PortKind::Tap)
+        };
+        let e = RequestError::from(spec.validate().unwrap_err());
+        assert_eq!(
+            e.to_string(),
+            "port tap0: `queue` applies to afxdp ports only"
+        );
+        // What a handler error becomes on the wire: its message, unchanged.
+        let boxed: ctl::HandlerError = RequestError::NoPort("x".into()).into();
+        assert_eq!(boxed.to_string(), "no port named x");
     }
 
     fn parse_unchecked(t: &str) -> Config {

@@ -125,7 +125,9 @@ fn main() -> ExitCode {
         Cmd::Bench(BenchCmd::Lab(args)) => bench_lab(&args),
         Cmd::Bench(BenchCmd::Openflow(args)) => bench_openflow(&args),
         Cmd::Bench(BenchCmd::Api(args)) => bench_api(&args),
-        Cmd::Bench(BenchCmd::RawForward { a, b }) => strato_bench::lab::raw_forward(&a, &b),
+        Cmd::Bench(BenchCmd::RawForward { a, b }) => {
+            strato_bench::lab::raw_forward(&a, &b).map_err(MainError::from)
+        }
         Cmd::Demo { packets, memory } => demo(packets, memory),
     };
     match res {
@@ -137,15 +139,54 @@ fn main() -> ExitCode {
     }
 }
 
+/// Why a `strato` command failed; `main` prints it as `strato: MESSAGE`.
+#[derive(Debug, displaydoc::Display, thiserror::Error)]
+enum MainError {
+    /// --packets must be at least 1
+    NoPackets,
+    /// {name}: {source}
+    Scenario {
+        /// The scenario.
+        name: String,
+        /// Why it failed.
+        source: strato_bench::pipeline::BenchError,
+    },
+    /// cannot print the result as JSON: {0}
+    Json(#[from] serde_json::Error),
+    /// `bench lab` failed.
+    #[displaydoc("{0}")]
+    BenchLab(#[from] strato_bench::lab::BenchLabError),
+    /// `bench openflow` failed.
+    #[displaydoc("{0}")]
+    BenchOpenflow(#[from] strato_bench::openflow::BenchOfError),
+    /// `bench api` failed.
+    #[displaydoc("{0}")]
+    BenchApi(#[from] strato_bench::api::BenchApiError),
+    /// `bench raw-forward` failed.
+    #[displaydoc("{0}")]
+    RawForward(#[from] strato_bench::lab::RawForwardError),
+    /// The in-memory demo failed.
+    #[displaydoc("{0}")]
+    Demo(#[from] strato_switch::controller::ControlError),
+    /// The demo on real hosts failed.
+    #[displaydoc("{0}")]
+    TenantDemo(#[from] strato_labs::demo::DemoError),
+    /// finding the strato binary: {0}
+    CurrentExe(#[source] std::io::Error),
+    /// The daemon could not start, or its config is refused.
+    #[displaydoc("{0}")]
+    Daemon(#[from] strato_control::daemon::DaemonError),
+}
+
 fn bench_pipeline(
     scenarios: Vec<String>,
     packets: u64,
     core: Option<usize>,
     json: bool,
     no_baseline: bool,
-) -> Result<(), String> {
+) -> Result<(), MainError> {
     if packets == 0 {
-        return Err("--packets must be at least 1".into());
+        return Err(MainError::NoPackets);
     }
     let names: Vec<&str> = if scenarios.is_empty() {
         strato_bench::pipeline::SCENARIOS.to_vec()
@@ -163,8 +204,12 @@ fn bench_pipeline(
         if !json {
             eprintln!("bench: {name}: building and warming up ...");
         }
-        let r = strato_bench::pipeline::run_scenario(name, &opts)
-            .map_err(|e| format!("{name}: {e}"))?;
+        let r = strato_bench::pipeline::run_scenario(name, &opts).map_err(|source| {
+            MainError::Scenario {
+                name: name.to_string(),
+                source,
+            }
+        })?;
         if !json {
             eprintln!("bench: {name}: {:.2} Mpps", r.mpps);
         }
@@ -172,37 +217,30 @@ fn bench_pipeline(
     }
     if json {
         let out = serde_json::json!({ "scenarios": results });
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&out).map_err(|e| e.to_string())?
-        );
+        println!("{}", serde_json::to_string_pretty(&out)?);
     } else {
         print!("{}", strato_bench::pipeline::table(&results, packets, core));
     }
     Ok(())
 }
 
-fn bench_lab(args: &strato_bench::lab::BenchLabArgs) -> Result<(), String> {
-    let r = strato_bench::lab::run(args).map_err(|e| e.to_string())?;
+fn bench_lab(args: &strato_bench::lab::BenchLabArgs) -> Result<(), MainError> {
+    let r = strato_bench::lab::run(args)?;
     if args.json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&r).map_err(|e| e.to_string())?
-        );
+        println!("{}", serde_json::to_string_pretty(&r)?);
     } else {
         print!("{}", strato_bench::lab::table(&r));
     }
     Ok(())
 }
 
-fn bench_openflow(args: &strato_bench::openflow::BenchOfArgs) -> Result<(), String> {
+fn bench_openflow(args: &strato_bench::openflow::BenchOfArgs) -> Result<(), MainError> {
     let quiet = args.json;
     let r = strato_bench::openflow::run(args, &mut |line: &str| {
         if !quiet {
             eprintln!("bench openflow: {line}");
         }
-    })
-    .map_err(|e| e.to_string())?;
+    })?;
     if args.json {
         println!("{}", r.json());
     } else {
@@ -211,11 +249,10 @@ fn bench_openflow(args: &strato_bench::openflow::BenchOfArgs) -> Result<(), Stri
     Ok(())
 }
 
-fn bench_api(args: &strato_bench::api::BenchApiArgs) -> Result<(), String> {
+fn bench_api(args: &strato_bench::api::BenchApiArgs) -> Result<(), MainError> {
     let r = strato_bench::api::run(args, &mut |line: &str| {
         eprintln!("bench api: {line}");
-    })
-    .map_err(|e| e.to_string())?;
+    })?;
     eprint!("{}", strato_bench::api::summary(&r));
     if args.json {
         println!("{}", r.json());
@@ -223,9 +260,9 @@ fn bench_api(args: &strato_bench::api::BenchApiArgs) -> Result<(), String> {
     Ok(())
 }
 
-fn demo(packets: u32, memory: bool) -> Result<(), String> {
+fn demo(packets: u32, memory: bool) -> Result<(), MainError> {
     if packets == 0 {
-        return Err("--packets must be at least 1".into());
+        return Err(MainError::NoPackets);
     }
     if !memory && !strato_control::daemon::is_root() {
         println!(
@@ -234,19 +271,19 @@ fn demo(packets: u32, memory: bool) -> Result<(), String> {
         );
     }
     if memory || !strato_control::daemon::is_root() {
-        return strato_labs::demo::run(packets).map_err(|e| e.to_string());
+        return Ok(strato_labs::demo::run(packets)?);
     }
-    let exe = std::env::current_exe().map_err(|e| format!("finding the strato binary: {e}"))?;
-    strato_labs::demo::run_tenant(&exe, packets).map_err(|e| e.to_string())
+    let exe = std::env::current_exe().map_err(MainError::CurrentExe)?;
+    Ok(strato_labs::demo::run_tenant(&exe, packets)?)
 }
 
-fn run_daemon(path: &std::path::Path, check: bool) -> Result<(), String> {
-    let cfg = strato_control::daemon::load(path).map_err(|e| e.to_string())?;
+fn run_daemon(path: &std::path::Path, check: bool) -> Result<(), MainError> {
+    let cfg = strato_control::daemon::load(path)?;
     if check {
         println!("{}: ok ({} ports)", path.display(), cfg.ports.len());
         return Ok(());
     }
-    strato_control::daemon::run(cfg).map_err(|e| e.to_string())
+    Ok(strato_control::daemon::run(cfg)?)
 }
 
 fn core_count() -> usize {

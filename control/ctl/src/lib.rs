@@ -199,50 +199,135 @@ impl PortSpec {
     /// Checks what can be checked without the kernel: the name is a valid interface name,
     /// `ofport` is a usable OpenFlow port number, and options belong to the port's kind.
     /// The error says what to change.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), PortSpecError> {
         let n = &self.name;
         if n.is_empty() || n.len() > IFNAME_MAX {
-            return Err(format!(
-                "port name `{n}` must be 1 to {IFNAME_MAX} bytes (a Linux interface name)"
-            ));
+            return Err(PortSpecError::NameLength(n.clone()));
         }
         if n == "."
             || n == ".."
             || n.bytes()
                 .any(|b| b == b'/' || b == b':' || b <= b' ' || b == 0x7f)
         {
-            return Err(format!(
-                "port name `{n}` is not a valid interface name (no '/', ':', spaces or control characters)"
-            ));
+            return Err(PortSpecError::NameChars(n.clone()));
         }
         if let Some(p) = self.ofport {
             // OpenFlow 1.0's range (1..=0xff00); 1.3 allows more, but workers index by number.
             if p == 0 || p > MAX_OFPORT {
-                return Err(format!(
-                    "ofport {p} is reserved; use 1 to {} (or leave it out to have one assigned)",
-                    MAX_OFPORT
-                ));
+                return Err(PortSpecError::ReservedOfport(p));
             }
         }
+        let wrong = |option| {
+            Err(PortSpecError::WrongKind {
+                port: n.clone(),
+                option,
+            })
+        };
         match self.kind {
-            PortKind::Afxdp => {
-                if self.create.is_some() {
-                    return Err(format!(
-                        "port {n}: `create` applies to tap ports only (an afxdp port binds an existing interface)"
-                    ));
-                }
-            }
-            PortKind::Tap => {
-                if self.xdp_mode.is_some() {
-                    return Err(format!("port {n}: `xdp_mode` applies to afxdp ports only"));
-                }
-                if self.queue.is_some() {
-                    return Err(format!("port {n}: `queue` applies to afxdp ports only"));
-                }
-            }
+            PortKind::Afxdp if self.create.is_some() => wrong(PortOption::Create),
+            PortKind::Tap if self.xdp_mode.is_some() => wrong(PortOption::XdpMode),
+            PortKind::Tap if self.queue.is_some() => wrong(PortOption::Queue),
+            _ => Ok(()),
         }
-        Ok(())
     }
+}
+
+/// An option of a [`PortSpec`] that applies to one kind of port only.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PortOption {
+    /// `create` (tap ports; `--no-create` on the command line).
+    Create,
+    /// `xdp_mode` (afxdp ports; `--xdp-mode`).
+    XdpMode,
+    /// `queue` (afxdp ports; `--queue`).
+    Queue,
+}
+
+impl PortOption {
+    /// The key in a `[[port]]` table or a request, in backticks: `` `xdp_mode` ``.
+    pub fn config_key(self) -> &'static str {
+        match self {
+            PortOption::Create => "`create`",
+            PortOption::XdpMode => "`xdp_mode`",
+            PortOption::Queue => "`queue`",
+        }
+    }
+
+    /// The `strato ctl add-port` flag that sets it: `--xdp-mode`.
+    pub fn flag(self) -> &'static str {
+        match self {
+            PortOption::Create => "--no-create",
+            PortOption::XdpMode => "--xdp-mode",
+            PortOption::Queue => "--queue",
+        }
+    }
+
+    /// The only kind of port it applies to.
+    pub fn kind(self) -> PortKind {
+        match self {
+            PortOption::Create => PortKind::Tap,
+            PortOption::XdpMode | PortOption::Queue => PortKind::Afxdp,
+        }
+    }
+
+    /// Why the other kind has no use for it (empty, or with a leading space).
+    fn why(self) -> &'static str {
+        match self {
+            PortOption::Create => " (an afxdp port binds an existing interface)",
+            PortOption::XdpMode | PortOption::Queue => "",
+        }
+    }
+}
+
+/// Why a [`PortSpec`] is refused before the kernel is asked ([`PortSpec::validate`]). The
+/// message says what to change; options are named as config keys (`` `queue` ``), or as
+/// command-line flags through [`PortSpecError::with_flags`].
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum PortSpecError {
+    /// The name is empty or longer than [`IFNAME_MAX`] bytes.
+    #[error(
+        "port name `{0}` must be 1 to {max} bytes (a Linux interface name)",
+        max = IFNAME_MAX
+    )]
+    NameLength(String),
+    /// The name has a byte Linux refuses in an interface name, or is `.` or `..`.
+    #[error(
+        "port name `{0}` is not a valid interface name (no '/', ':', spaces or control characters)"
+    )]
+    NameChars(String),
+    /// `ofport` is 0 or above [`MAX_OFPORT`].
+    #[error(
+        "ofport {0} is reserved; use 1 to {max} (or leave it out to have one assigned)",
+        max = MAX_OFPORT
+    )]
+    ReservedOfport(u32),
+    /// An option of the other kind of port.
+    #[error("{}", wrong_kind(port, option.config_key(), *option))]
+    WrongKind {
+        /// The port's name.
+        port: String,
+        /// The option that does not belong.
+        option: PortOption,
+    },
+}
+
+impl PortSpecError {
+    /// The message with options named as `strato ctl add-port` flags (`--queue`) instead of
+    /// config keys.
+    pub fn with_flags(&self) -> String {
+        match self {
+            PortSpecError::WrongKind { port, option } => wrong_kind(port, option.flag(), *option),
+            e => e.to_string(),
+        }
+    }
+}
+
+fn wrong_kind(port: &str, name: &str, option: PortOption) -> String {
+    format!(
+        "port {port}: {name} applies to {} ports only{}",
+        option.kind(),
+        option.why()
+    )
 }
 
 /// One line of the protocol from the daemon: `{"ok": true, "result": ...}` or
@@ -527,9 +612,10 @@ pub enum CtlError {
     /// The daemon's own error message, unchanged.
     #[error("{0}")]
     Daemon(String),
-    /// A usage error found before contacting the daemon.
-    #[error("{0}")]
-    Usage(String),
+    /// A usage error found before contacting the daemon: the port options are inconsistent
+    /// (named as the command line's flags).
+    #[error("{}", .0.with_flags())]
+    Usage(PortSpecError),
 }
 
 impl CtlError {
@@ -559,9 +645,13 @@ impl CtlError {
 // Server
 // ---------------------------------------------------------------------------------------------
 
-/// What the daemon does with a request: the JSON result or an error message for the client.
-/// Called on connection threads, possibly several at once.
-pub type Handler = Arc<dyn Fn(Request) -> Result<Value, String> + Send + Sync>;
+/// What the daemon does with a request: the JSON result or an error, whose message goes to
+/// the client unchanged. Called on connection threads, possibly several at once.
+pub type Handler = Arc<dyn Fn(Request) -> Result<Value, HandlerError> + Send + Sync>;
+
+/// A handler's error: any error; the client gets its message (`Display`) as
+/// [`CtlError::Daemon`].
+pub type HandlerError = Box<dyn std::error::Error + Send + Sync>;
 
 /// Bounds of the server.
 #[derive(Clone, Debug)]
@@ -883,12 +973,12 @@ fn serve_connection(stream: UnixStream, handler: &Handler, opts: &ServeOptions) 
 fn answer(line: &[u8], handler: &Handler) -> Response {
     let req = match parse_request(line) {
         Ok(r) => r,
-        Err(e) => return Response::err(e),
+        Err(e) => return Response::err(e.to_string()),
     };
     let name = req.name();
     match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| handler(req))) {
         Ok(Ok(v)) => Response::ok(v),
-        Ok(Err(e)) => Response::err(e),
+        Ok(Err(e)) => Response::err(e.to_string()),
         Err(_) => {
             tracing::error!("control socket: the handler panicked on `{name}`");
             Response::err(format!(
@@ -898,26 +988,52 @@ fn answer(line: &[u8], handler: &Handler) -> Response {
     }
 }
 
+/// Why a request line was refused before the handler saw it ([`parse_request`]): a malformed
+/// line, an unknown command and bad arguments are told apart.
+#[derive(Debug, thiserror::Error)]
+pub enum RequestError {
+    /// The line is not JSON.
+    #[error("malformed request (not JSON): {0}")]
+    NotJson(#[source] serde_json::Error),
+    /// The line is JSON but not an object.
+    #[error("malformed request: expected a JSON object")]
+    NotObject,
+    /// The object has no `cmd`.
+    #[error("malformed request: no \"cmd\" field (one of: {})", Request::COMMANDS.join(", "))]
+    NoCmd,
+    /// `cmd` is not a string.
+    #[error("malformed request: \"cmd\" must be a string")]
+    CmdNotString,
+    /// `cmd` names no command of [`Request::COMMANDS`].
+    #[error(
+        "unknown command `{0}` (known: {known})",
+        known = Request::COMMANDS.join(", ")
+    )]
+    UnknownCommand(String),
+    /// The command is known; its arguments do not fit it.
+    #[error("bad arguments to `{cmd}`: {source}")]
+    BadArguments {
+        /// The command.
+        cmd: String,
+        /// What serde found wrong.
+        source: serde_json::Error,
+    },
+}
+
 /// Decodes one request line with messages that tell a malformed line, an unknown command and
 /// bad arguments apart.
-pub fn parse_request(line: &[u8]) -> Result<Request, String> {
-    let v: Value =
-        serde_json::from_slice(line).map_err(|e| format!("malformed request (not JSON): {e}"))?;
-    let known = Request::COMMANDS.join(", ");
+pub fn parse_request(line: &[u8]) -> Result<Request, RequestError> {
+    let v: Value = serde_json::from_slice(line).map_err(RequestError::NotJson)?;
     let cmd = match v.get("cmd") {
         Some(Value::String(c)) => c.clone(),
-        Some(_) => return Err("malformed request: \"cmd\" must be a string".into()),
-        None if v.is_object() => {
-            return Err(format!(
-                "malformed request: no \"cmd\" field (one of: {known})"
-            ))
-        }
-        None => return Err("malformed request: expected a JSON object".into()),
+        Some(_) => return Err(RequestError::CmdNotString),
+        None if v.is_object() => return Err(RequestError::NoCmd),
+        None => return Err(RequestError::NotObject),
     };
     if !Request::COMMANDS.contains(&cmd.as_str()) {
-        return Err(format!("unknown command `{cmd}` (known: {known})"));
+        return Err(RequestError::UnknownCommand(cmd));
     }
-    serde_json::from_value(v).map_err(|e| format!("bad arguments to `{cmd}`: {e}"))
+    serde_json::from_value(v).map_err(|source| RequestError::BadArguments { cmd, source })
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1346,14 +1462,7 @@ impl CtlCmd {
             CtlCmd::Show => Request::Show,
             CtlCmd::AddPort(a) => {
                 let spec = a.spec();
-                spec.validate().map_err(|e| {
-                    // Name the command-line flags, not the config keys.
-                    CtlError::Usage(
-                        e.replace("`create`", "--no-create")
-                            .replace("`xdp_mode`", "--xdp-mode")
-                            .replace("`queue`", "--queue"),
-                    )
-                })?;
+                spec.validate().map_err(CtlError::Usage)?;
                 Request::AddPort(spec)
             }
             CtlCmd::DelPort { name } => Request::DelPort { name: name.clone() },
@@ -1445,7 +1554,7 @@ mod tests {
             seen.lock().unwrap().push(req.clone());
             match &req {
                 Request::DelPort { name } if name == "missing" => {
-                    Err(format!("no port named {name}"))
+                    Err(format!("no port named {name}").into())
                 }
                 Request::DelPort { name } if name == "panic" => panic!("boom"),
                 _ => Ok(serde_json::to_value(&req).unwrap()),
@@ -1546,30 +1655,48 @@ mod tests {
 
     #[test]
     fn parse_errors_are_told_apart() {
+        let msg = |line: &[u8]| parse_request(line).unwrap_err().to_string();
         let e = parse_request(b"{\"cmd\": \"show\"").unwrap_err();
-        assert!(e.starts_with("malformed request (not JSON)"), "{e}");
-        let e = parse_request(b"[1]").unwrap_err();
-        assert_eq!(e, "malformed request: expected a JSON object");
-        let e = parse_request(b"{\"name\": \"x\"}").unwrap_err();
+        assert!(matches!(e, RequestError::NotJson(_)), "{e}");
+        assert!(
+            e.to_string().starts_with("malformed request (not JSON)"),
+            "{e}"
+        );
+        assert!(matches!(
+            parse_request(b"[1]"),
+            Err(RequestError::NotObject)
+        ));
+        assert_eq!(msg(b"[1]"), "malformed request: expected a JSON object");
+        assert!(matches!(
+            parse_request(b"{\"name\": \"x\"}"),
+            Err(RequestError::NoCmd)
+        ));
+        let e = msg(b"{\"name\": \"x\"}");
         assert!(e.contains("no \"cmd\" field"), "{e}");
-        let e = parse_request(b"{\"cmd\": 3}").unwrap_err();
+        assert!(matches!(
+            parse_request(b"{\"cmd\": 3}"),
+            Err(RequestError::CmdNotString)
+        ));
+        let e = msg(b"{\"cmd\": 3}");
         assert!(e.contains("\"cmd\" must be a string"), "{e}");
         let e = parse_request(b"{\"cmd\": \"reboot\"}").unwrap_err();
+        assert!(matches!(&e, RequestError::UnknownCommand(c) if c == "reboot"));
         assert_eq!(
-            e,
+            e.to_string(),
             "unknown command `reboot` (known: show, add_port, del_port, dump_flows, dump_dp_flows, stats)"
         );
         let e = parse_request(br#"{"cmd": "add_port", "name": "v", "kind": "vhost"}"#).unwrap_err();
+        assert!(matches!(&e, RequestError::BadArguments { cmd, .. } if cmd == "add_port"));
+        let e = e.to_string();
         assert!(
             e.starts_with("bad arguments to `add_port`") && e.contains("vhost"),
             "{e}"
         );
-        let e = parse_request(br#"{"cmd": "add_port", "name": "v", "kind": "afxdp", "quue": 1}"#)
-            .unwrap_err();
+        let e = msg(br#"{"cmd": "add_port", "name": "v", "kind": "afxdp", "quue": 1}"#);
         assert!(e.contains("quue"), "{e}");
-        let e = parse_request(br#"{"cmd": "del_port"}"#).unwrap_err();
+        let e = msg(br#"{"cmd": "del_port"}"#);
         assert!(e.contains("name"), "{e}");
-        let e = parse_request(br#"{"cmd": "del_port", "name": "a", "force": true}"#).unwrap_err();
+        let e = msg(br#"{"cmd": "del_port", "name": "a", "force": true}"#);
         assert!(e.contains("force"), "{e}");
         for r in all_requests() {
             assert_eq!(parse_request(&serde_json::to_vec(&r).unwrap()).unwrap(), r);
@@ -1644,20 +1771,24 @@ mod tests {
         assert_eq!(check(&|_| {}), Ok(()));
         assert!(check(&|p| p.name = "a-very-long-name".into())
             .unwrap_err()
+            .to_string()
             .contains("1 to 15"));
         assert!(check(&|p| p.name = String::new()).is_err());
         assert!(check(&|p| p.name = "a/b".into())
             .unwrap_err()
+            .to_string()
             .contains("not a valid"));
         assert!(check(&|p| p.name = "a b".into()).is_err());
         assert!(check(&|p| p.ofport = Some(0))
             .unwrap_err()
+            .to_string()
             .contains("reserved"));
         assert!(check(&|p| p.ofport = Some(0xffff_fffe)).is_err());
         assert_eq!(check(&|p| p.ofport = Some(MAX_OFPORT)), Ok(()));
         assert!(check(&|p| p.ofport = Some(MAX_OFPORT + 1)).is_err());
         assert!(check(&|p| p.create = Some(true))
             .unwrap_err()
+            .to_string()
             .contains("tap ports only"));
         let tap = |f: &dyn Fn(&mut PortSpec)| {
             check(&|p| {
@@ -1668,8 +1799,40 @@ mod tests {
         assert_eq!(tap(&|p| p.create = Some(false)), Ok(()));
         assert!(tap(&|p| p.queue = Some(0))
             .unwrap_err()
+            .to_string()
             .contains("afxdp ports only"));
         assert!(tap(&|p| p.xdp_mode = Some(XdpMode::Skb)).is_err());
+        // The variants, and the full messages in both namings.
+        assert_eq!(
+            tap(&|p| p.queue = Some(0)),
+            Err(PortSpecError::WrongKind {
+                port: "veth0".into(),
+                option: PortOption::Queue
+            })
+        );
+        assert!(matches!(
+            check(&|p| p.ofport = Some(0)),
+            Err(PortSpecError::ReservedOfport(0))
+        ));
+        let e = check(&|p| p.create = Some(true)).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "port veth0: `create` applies to tap ports only (an afxdp port binds an existing interface)"
+        );
+        assert_eq!(
+            e.with_flags(),
+            "port veth0: --no-create applies to tap ports only (an afxdp port binds an existing interface)"
+        );
+        assert_eq!(
+            check(&|p| p.name = "a-very-long-name".into())
+                .unwrap_err()
+                .to_string(),
+            format!("port name `a-very-long-name` must be 1 to {IFNAME_MAX} bytes (a Linux interface name)")
+        );
+        assert_eq!(
+            check(&|p| p.ofport = Some(0)).unwrap_err().to_string(),
+            format!("ofport 0 is reserved; use 1 to {MAX_OFPORT} (or leave it out to have one assigned)")
+        );
     }
 
     #[test]
@@ -2096,7 +2259,7 @@ mod tests {
         let h: Handler = Arc::new(move |req| match req {
             Request::Show => Ok(serde_json::to_value(&show).unwrap()),
             Request::AddPort(_) => Ok(serde_json::to_value(&port).unwrap()),
-            Request::DelPort { name } => Err(format!("no port named {name}")),
+            Request::DelPort { name } => Err(format!("no port named {name}").into()),
             _ => Ok(json!({"unexpected": true})),
         });
         let _srv = serve(&path, h).unwrap();

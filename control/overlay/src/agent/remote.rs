@@ -37,54 +37,87 @@ pub const HTTP_SLACK: Duration = Duration::from_secs(30);
 /// Largest answer accepted (a reset carries the whole model).
 pub const MAX_ANSWER: u64 = 512 << 20;
 
-/// Why a remote source could not start.
-#[derive(Debug, thiserror::Error)]
+/// Why a remote source could not start. Each variant's doc comment is its message.
+#[derive(Debug, displaydoc::Display, thiserror::Error)]
 pub enum RemoteError {
-    /// The server address is not `http://HOST:PORT`.
-    #[error("model server '{url}' is not http://HOST:PORT: {why}")]
+    /// model server '{url}' is not http://HOST:PORT: {why}
     BadUrl {
         /// What was given.
         url: String,
         /// What is wrong with it.
-        why: String,
+        why: UrlProblem,
     },
-    /// The token cannot be sent as an HTTP header.
-    #[error("the model server token is not a valid HTTP header value")]
+    /// the model server token is not a valid HTTP header value
     BadToken,
-    /// The source's thread could not be started.
-    #[error("cannot start the model source thread: {0}")]
+    /// cannot start the model source thread: {0}
     Spawn(#[from] std::io::Error),
+}
+
+/// What is wrong with a model server address ([`RemoteError::BadUrl`]).
+#[derive(Debug, displaydoc::Display, thiserror::Error)]
+pub enum UrlProblem {
+    /// {0}
+    Unparsable(#[from] ureq::http::uri::InvalidUri),
+    /// the scheme must be http
+    Scheme,
+    /// no host
+    NoHost,
+    /// user information is not allowed
+    UserInfo,
+    /// no port
+    NoPort,
+    /// port 0
+    PortZero,
+    /// no path or query is allowed
+    PathOrQuery,
 }
 
 /// Checks `server` and returns its canonical base URL `http://host:port`.
 pub fn parse_server(server: &str) -> Result<String, RemoteError> {
-    let bad = |why: &str| RemoteError::BadUrl {
+    let bad = |why: UrlProblem| RemoteError::BadUrl {
         url: server.to_string(),
-        why: why.to_string(),
+        why,
     };
-    let uri: Uri = server.parse().map_err(|e| bad(&format!("{e}")))?;
+    let uri: Uri = server.parse().map_err(|e| bad(UrlProblem::Unparsable(e)))?;
     if uri.scheme_str() != Some("http") {
-        return Err(bad("the scheme must be http"));
+        return Err(bad(UrlProblem::Scheme));
     }
     let Some(auth) = uri.authority() else {
-        return Err(bad("no host"));
+        return Err(bad(UrlProblem::NoHost));
     };
     if auth.as_str().contains('@') {
-        return Err(bad("user information is not allowed"));
+        return Err(bad(UrlProblem::UserInfo));
     }
     if auth.host().is_empty() {
-        return Err(bad("no host"));
+        return Err(bad(UrlProblem::NoHost));
     }
     let Some(port) = auth.port_u16() else {
-        return Err(bad("no port"));
+        return Err(bad(UrlProblem::NoPort));
     };
     if port == 0 {
-        return Err(bad("port 0"));
+        return Err(bad(UrlProblem::PortZero));
     }
     if !matches!(uri.path(), "" | "/") || uri.query().is_some() {
-        return Err(bad("no path or query is allowed"));
+        return Err(bad(UrlProblem::PathOrQuery));
     }
     Ok(format!("http://{}:{port}", auth.host()))
+}
+
+/// Why one long poll failed (retried after a backoff; the agent sees the message as the
+/// link's state).
+#[derive(Debug, displaydoc::Display, thiserror::Error)]
+enum PollError {
+    /// {0}
+    Http(#[from] ureq::Error),
+    /// HTTP {status}: {body}
+    Status {
+        /// The answer's status.
+        status: ureq::http::StatusCode,
+        /// The start of its body, trimmed.
+        body: String,
+    },
+    /// bad feed answer: {0}
+    BadAnswer(#[source] ureq::Error),
 }
 
 /// Stops the source's thread when dropped (the thread sees the channel disconnect).
@@ -168,7 +201,7 @@ impl Follower {
                     backoff = BACKOFF_MIN;
                     self.apply(answer)
                 }
-                Err(why) => self.lost(why).and_then(|()| {
+                Err(why) => self.lost(why.to_string()).and_then(|()| {
                     let wait = backoff;
                     backoff = (backoff * 2).min(BACKOFF_MAX);
                     self.sleep(wait)
@@ -209,13 +242,12 @@ impl Follower {
     }
 
     /// One long poll.
-    fn poll(&self) -> Result<FeedAnswer, String> {
+    fn poll(&self) -> Result<FeedAnswer, PollError> {
         let mut resp = self
             .agent
             .get(&self.url())
             .header("X-Auth-Token", &self.token)
-            .call()
-            .map_err(|e| e.to_string())?;
+            .call()?;
         let status = resp.status();
         if !status.is_success() {
             let text = resp
@@ -224,13 +256,16 @@ impl Follower {
                 .limit(64 << 10)
                 .read_to_string()
                 .unwrap_or_default();
-            return Err(format!("HTTP {status}: {}", text.trim()));
+            return Err(PollError::Status {
+                status,
+                body: text.trim().to_string(),
+            });
         }
         resp.body_mut()
             .with_config()
             .limit(MAX_ANSWER)
             .read_json::<FeedAnswer>()
-            .map_err(|e| format!("bad feed answer: {e}"))
+            .map_err(PollError::BadAnswer)
     }
 
     fn lost(&mut self, why: String) -> Result<(), Stopped> {
@@ -433,5 +468,39 @@ mod tests {
                 "{bad}"
             );
         }
+        let e = parse_server("http://127.0.0.1").unwrap_err();
+        assert!(matches!(
+            e,
+            RemoteError::BadUrl {
+                why: UrlProblem::NoPort,
+                ..
+            }
+        ));
+        assert_eq!(
+            e.to_string(),
+            "model server 'http://127.0.0.1' is not http://HOST:PORT: no port"
+        );
+        assert!(matches!(
+            parse_server("http://u:p@127.0.0.1:9696"),
+            Err(RemoteError::BadUrl {
+                why: UrlProblem::UserInfo,
+                ..
+            })
+        ));
+        assert!(matches!(
+            parse_server("http://127.0.0.1:9696/v2.0"),
+            Err(RemoteError::BadUrl {
+                why: UrlProblem::PathOrQuery,
+                ..
+            })
+        ));
+        assert_eq!(
+            PollError::Status {
+                status: ureq::http::StatusCode::UNAUTHORIZED,
+                body: "no token".into()
+            }
+            .to_string(),
+            "HTTP 401 Unauthorized: no token"
+        );
     }
 }

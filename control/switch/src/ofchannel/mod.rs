@@ -43,6 +43,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 use strato_datapath::buf::MAX_FRAME;
 use strato_datapath::extract::extract;
+use strato_datapath::stats::DropReason;
 use strato_flowtable::key::PacketKey;
 use strato_flowtable::pipeline::{
     Action, AddOptions, Instructions, OfPort, PipelineError, RemovalReason, Rule, RuleFilter,
@@ -95,25 +96,26 @@ impl Default for OfConfig {
     }
 }
 
-/// Errors setting up listeners or controllers.
-#[derive(Debug, thiserror::Error)]
+/// Errors setting up listeners or controllers. Each variant's doc comment is its message.
+#[derive(Debug, displaydoc::Display, thiserror::Error)]
 pub enum OfChannelError {
-    /// bad OpenFlow address `{0}`: use `ptcp:[PORT][:IP]`, `punix:PATH` or `tcp:HOST[:PORT]`
-    #[error("bad OpenFlow address `{0}`: use ptcp:[PORT][:IP], punix:PATH or tcp:HOST[:PORT]")]
+    /// The address has none of the forms `ptcp:[PORT][:IP]`, `punix:PATH`, `tcp:HOST[:PORT]`
+    /// (the message lists them; a doc comment cannot be it: rustdoc reads `[:IP]` as a link).
+    #[displaydoc(
+        "bad OpenFlow address `{0}`: use ptcp:[PORT][:IP], punix:PATH or tcp:HOST[:PORT]"
+    )]
     BadAddress(String),
-    /// `{0}` is a {1} address here: listeners take ptcp:/punix:, controllers take tcp:
-    #[error("`{0}` is not a {1} address: listeners take ptcp:/punix:, controllers take tcp:")]
+    /// `{0}` is not a {1} address: listeners take ptcp:/punix:, controllers take tcp:
     WrongKind(String, &'static str),
     /// cannot listen on {addr}: {source} (is it already in use?)
-    #[error("cannot listen on {addr}: {source} (is it already in use?)")]
     Bind {
         /// Address.
         addr: String,
         /// Cause.
         source: std::io::Error,
     },
-    /// {0}
-    #[error("{0}")]
+    /// The controller thread is gone.
+    #[displaydoc("{0}")]
     Control(#[from] ControlError),
 }
 
@@ -950,6 +952,21 @@ pub(crate) fn apply_flow_mod(c: &mut Controller, op: FlowModOp) -> Result<(), Fl
     }
 }
 
+/// Why a packet-out cannot be executed (the version's handler answers each with an OpenFlow
+/// error).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum PacketOutError {
+    /// The frame is empty or longer than [`MAX_FRAME`].
+    #[error("packet-out data of {0} bytes (1..={max})", max = MAX_FRAME)]
+    Length(usize),
+    /// An output action names a port the switch does not have.
+    #[error("no port {0}")]
+    NoPort(PortNo),
+    /// The frame does not parse.
+    #[error("bad frame: {0:?}")]
+    BadFrame(DropReason),
+}
+
 /// Sends a packet-out frame through `actions` as if it arrived on `in_port` (None: from the
 /// controller). Runs on the worker that owns `in_port` (else worker 0).
 pub(crate) fn execute_packet_out(
@@ -957,23 +974,20 @@ pub(crate) fn execute_packet_out(
     in_port: Option<PortNo>,
     data: &[u8],
     actions: &[Action],
-) -> Result<(), String> {
+) -> Result<(), PacketOutError> {
     if data.is_empty() || data.len() > MAX_FRAME {
-        return Err(format!(
-            "packet-out data of {} bytes (1..={MAX_FRAME})",
-            data.len()
-        ));
+        return Err(PacketOutError::Length(data.len()));
     }
     for a in actions {
         if let Action::Output(OfPort::Port(p)) = a {
             if !c.env().ports.contains_key(p) && !c.env().tunnels.contains_key(p) {
-                return Err(format!("no port {p}"));
+                return Err(PacketOutError::NoPort(*p));
             }
         }
     }
     let port = in_port.unwrap_or(CONTROLLER_PORT);
     let mut key = PacketKey::default();
-    extract(data, port, None, &mut key).map_err(|r| format!("bad frame: {r:?}"))?;
+    extract(data, port, None, &mut key).map_err(PacketOutError::BadFrame)?;
     let x = strato_flowtable::xlate::xlate_actions(c.pipeline(), c.env(), &key.key, actions);
     let worker = in_port
         .and_then(|p| c.ports().iter().find(|r| r.no == p).map(|r| r.worker))
@@ -1101,5 +1115,29 @@ mod tests {
             "127.0.0.1:6653".parse().unwrap()
         );
         assert!(parse_addr("tcp:1.2.3.4").is_err());
+    }
+
+    #[test]
+    fn error_messages() {
+        let e = parse_target("udp:1").unwrap_err();
+        assert!(matches!(&e, OfChannelError::BadAddress(a) if a == "udp:1"));
+        assert_eq!(
+            e.to_string(),
+            "bad OpenFlow address `udp:1`: use ptcp:[PORT][:IP], punix:PATH or tcp:HOST[:PORT]"
+        );
+        let e = parse_addr("tcp:1.2.3.4").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "`tcp:1.2.3.4` is not a ptcp address: listeners take ptcp:/punix:, controllers take tcp:"
+        );
+        assert_eq!(
+            PacketOutError::Length(0).to_string(),
+            format!("packet-out data of 0 bytes (1..={MAX_FRAME})")
+        );
+        assert_eq!(PacketOutError::NoPort(9).to_string(), "no port 9");
+        assert_eq!(
+            PacketOutError::BadFrame(DropReason::TruncatedEthernet).to_string(),
+            "bad frame: TruncatedEthernet"
+        );
     }
 }
