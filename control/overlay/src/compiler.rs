@@ -1,12 +1,16 @@
 //! The tenant compiler: turns the tenant model (networks, subnets, ports; see
 //! [`strato_tenant::model`]) into OpenFlow rules in a [`Pipeline`], incrementally, one
-//! [`Change`] at a time. Pure: no I/O, no threads, no clock.
+//! [`Change`](strato_tenant::model::Change) at a time. Pure: no I/O, no threads, no clock.
 //!
 //! Contract:
-//! - [`Compiler::load`] installs the rules of a whole [`Snapshot`] (after removing every rule
-//!   this compiler owns); [`Compiler::apply`] applies one committed change. Both report what
-//!   they did as a [`Delta`]. Rules of other owners (cookies without [`COOKIE_MAGIC`]) are
-//!   never touched.
+//! - The model is a [`ModelView`] the caller owns and the compiler only reads; the compiler
+//!   keeps nothing of the model but what it installed for each port (its cookie handle and
+//!   where its rules deliver). [`Compiler::load`] installs the rules of a whole view (after
+//!   removing every rule this compiler owns); [`Compiler::apply`] applies one committed
+//!   change, after the view applied it (it takes the view's [`Applied`], which also names the
+//!   value the change replaced); [`Compiler::recompile_port`] compiles one port again when its
+//!   interface came or went. Each reports what it did as a [`Delta`]. Rules of other owners
+//!   (cookies without [`COOKIE_MAGIC`]) are never touched.
 //! - A port change touches only that port's rules plus its network's two flood rules (which
 //!   are replaced only when their actions change). Removing a port deletes exactly the rules
 //!   whose cookie names it; the ids of every other port's rules are unchanged.
@@ -56,7 +60,7 @@
 //! Deleting an owner's rules is one delete with `cookie = MAGIC|class|owner` under
 //! [`OWNER_MASK`] (the kind bits are ignored).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::{IpAddr, Ipv6Addr};
 
 use strato_flowtable::key::Field;
@@ -65,7 +69,9 @@ use strato_flowtable::pipeline::{
 };
 use strato_flowtable::{Match, PortNo};
 
-use strato_tenant::model::{Change, LocalInterface, MacAddr, Network, Port, Snapshot, Subnet};
+use strato_tenant::model::{LocalInterface, MacAddr, Network, Port};
+
+use crate::view::{Applied, ModelView};
 
 /// Top 16 bits of every cookie this compiler writes (`"TC"`).
 pub const COOKIE_MAGIC: u64 = 0x5443 << 48;
@@ -221,22 +227,23 @@ enum Place {
     Remote(IpAddr),
 }
 
-#[derive(Clone, Debug)]
+/// What the compiler installed for one port of the view: its cookie owner id and where its
+/// rules send it (None: it has none).
+#[derive(Clone, Copy, Debug)]
 struct PortState {
     handle: u32,
-    port: Port,
     place: Option<Place>,
 }
 
-/// The incremental tenant compiler of one host (see the module docs).
+/// The incremental tenant compiler of one host (see the module docs). It keeps only what it
+/// installed (each port's handle and place); the model itself is the [`ModelView`] it is
+/// handed.
 #[derive(Clone, Debug)]
 pub struct Compiler {
     local_host: String,
     hosts: BTreeMap<String, IpAddr>,
     tunnel_port: PortNo,
-    networks: BTreeMap<String, Network>,
-    subnets: BTreeMap<String, Subnet>,
-    ports: BTreeMap<String, PortState>,
+    ports: HashMap<String, PortState>,
     next_handle: u32,
 }
 
@@ -248,9 +255,7 @@ impl Compiler {
             local_host: local_host.to_string(),
             hosts: hosts.into_iter().collect(),
             tunnel_port,
-            networks: BTreeMap::new(),
-            subnets: BTreeMap::new(),
-            ports: BTreeMap::new(),
+            ports: HashMap::new(),
             next_handle: 1,
         }
     }
@@ -266,11 +271,24 @@ impl Compiler {
         self.ports.get(port_id).map(|s| s.handle)
     }
 
-    /// Removes every rule of this compiler and installs the snapshot's.
+    /// The ports whose rules deliver to local bridge port `ofport`, by id.
+    pub fn ports_on(&self, ofport: PortNo) -> Vec<String> {
+        let mut ids: Vec<String> = self
+            .ports
+            .iter()
+            .filter(|(_, s)| s.place == Some(Place::Local(ofport)))
+            .map(|(id, _)| id.clone())
+            .collect();
+        ids.sort();
+        ids
+    }
+
+    /// Removes every rule of this compiler and installs those of the whole `view` (just
+    /// loaded from a snapshot). Ports get their handles in id order.
     pub fn load(
         &mut self,
         p: &mut Pipeline,
-        snapshot: &Snapshot,
+        view: &ModelView,
         ofport_of: impl Fn(&LocalInterface) -> Option<PortNo>,
     ) -> Result<Delta, CompileError> {
         check_tables(p)?;
@@ -278,99 +296,121 @@ impl Compiler {
         d.removed += p
             .delete(&RuleFilter::loose(None, Match::CATCH_ALL).cookie(COOKIE_MAGIC, ALL_MASK))?
             .len();
-        self.networks = snapshot
-            .networks
-            .iter()
-            .map(|n| (n.id.clone(), n.clone()))
-            .collect();
-        self.subnets = snapshot
-            .subnets
-            .iter()
-            .map(|s| (s.id.clone(), s.clone()))
-            .collect();
         self.ports.clear();
-        for port in &snapshot.ports {
-            let handle = self.alloc_handle();
+        for port in view.ports() {
             let mut st = PortState {
-                handle,
-                port: port.clone(),
+                handle: self.alloc_handle(),
                 place: None,
             };
-            self.place_and_install(p, &mut st, &ofport_of, &mut d)?;
+            self.place_and_install(p, view, port, &mut st, &ofport_of, &mut d)?;
             self.ports.insert(port.id.clone(), st);
         }
-        let nets: Vec<Network> = self.networks.values().cloned().collect();
-        for n in &nets {
-            self.install_network(p, n, &mut d)?;
+        for n in view.networks() {
+            self.install_network(p, view, n, &mut d)?;
         }
         Ok(d)
     }
 
-    /// Applies one committed change.
+    /// Applies one committed change, which `view` has just applied (`change` is what
+    /// [`ModelView::apply`] returned).
     pub fn apply(
         &mut self,
         p: &mut Pipeline,
-        change: &Change,
+        view: &ModelView,
+        change: &Applied<'_>,
         ofport_of: impl Fn(&LocalInterface) -> Option<PortNo>,
     ) -> Result<Delta, CompileError> {
         check_tables(p)?;
         let mut d = Delta::default();
         match change {
-            Change::NetworkUpserted(n) => {
-                let old = self.networks.insert(n.id.clone(), n.clone());
+            Applied::NetworkUpserted { new: n, old } => {
                 let changed = old
                     .as_ref()
                     .is_none_or(|o| o.vni != n.vni || o.admin_state_up != n.admin_state_up);
                 if changed {
-                    if let Some(o) = &old {
+                    if let Some(o) = old {
                         d.removed += remove_owner(p, OwnerClass::Network, o.vni)?;
                     }
-                    self.reinstall_ports_of(p, &n.id, &ofport_of, &mut d)?;
-                    self.install_network(p, n, &mut d)?;
+                    self.reinstall_ports_of(p, view, &n.id, &ofport_of, &mut d)?;
+                    self.install_network(p, view, n, &mut d)?;
                 }
             }
-            Change::NetworkDeleted(n) => {
-                self.networks.remove(&n.id);
+            Applied::NetworkDeleted { gone: n, .. } => {
                 d.removed += remove_owner(p, OwnerClass::Network, n.vni)?;
-                self.reinstall_ports_of(p, &n.id, &ofport_of, &mut d)?;
+                self.reinstall_ports_of(p, view, &n.id, &ofport_of, &mut d)?;
             }
-            Change::SubnetUpserted(s) => {
-                self.subnets.insert(s.id.clone(), s.clone());
-                self.refresh_dhcp(p, &s.network_id, &mut d)?;
-            }
-            Change::SubnetDeleted(s) => {
-                self.subnets.remove(&s.id);
-                self.refresh_dhcp(p, &s.network_id, &mut d)?;
-            }
-            Change::PortUpserted(port) => {
-                let (handle, old_net) = match self.ports.remove(&port.id) {
-                    Some(st) => {
-                        d.removed += remove_owner(p, OwnerClass::Port, st.handle)?;
-                        (st.handle, Some(st.port.network_id))
-                    }
-                    None => (self.alloc_handle(), None),
-                };
-                if let Some(old) = old_net.filter(|o| *o != port.network_id) {
-                    self.refresh_flood(p, &old, &mut d)?;
+            Applied::SubnetUpserted { new: s, old } => {
+                if let Some(o) = old.as_ref().filter(|o| o.network_id != s.network_id) {
+                    self.refresh_dhcp(p, view, &o.network_id, &mut d)?;
                 }
-                let mut st = PortState {
-                    handle,
-                    port: port.clone(),
-                    place: None,
-                };
-                let r = self.place_and_install(p, &mut st, &ofport_of, &mut d);
-                self.ports.insert(port.id.clone(), st);
-                r?;
-                self.refresh_flood(p, &port.network_id, &mut d)?;
+                self.refresh_dhcp(p, view, &s.network_id, &mut d)?;
             }
-            Change::PortDeleted(port) => {
+            Applied::SubnetDeleted { gone: s, .. } => {
+                self.refresh_dhcp(p, view, &s.network_id, &mut d)?;
+            }
+            Applied::PortUpserted { new: port, old } => {
+                let old_net = old.as_ref().map(|o| o.network_id.as_str());
+                self.upsert_port(p, view, port, old_net, &ofport_of, &mut d)?;
+            }
+            Applied::PortDeleted { gone: port, old } => {
                 if let Some(st) = self.ports.remove(&port.id) {
                     d.removed += remove_owner(p, OwnerClass::Port, st.handle)?;
-                    self.refresh_flood(p, &st.port.network_id, &mut d)?;
+                    let net = old.as_ref().unwrap_or(port).network_id.as_str();
+                    self.refresh_flood(p, view, net, &mut d)?;
                 }
             }
         }
         Ok(d)
+    }
+
+    /// Compiles the port `port_id` of `view` again (its interface became, or stopped being,
+    /// a bridge port): exactly what an upsert of the same port does. A port the view does not
+    /// hold is left alone.
+    pub fn recompile_port(
+        &mut self,
+        p: &mut Pipeline,
+        view: &ModelView,
+        port_id: &str,
+        ofport_of: impl Fn(&LocalInterface) -> Option<PortNo>,
+    ) -> Result<Delta, CompileError> {
+        check_tables(p)?;
+        let mut d = Delta::default();
+        if let Some(port) = view.port(port_id) {
+            let net = Some(port.network_id.as_str());
+            self.upsert_port(p, view, port, net, &ofport_of, &mut d)?;
+        }
+        Ok(d)
+    }
+
+    /// Replaces the rules of `port` (on `old_net` before, if the compiler knew it) and
+    /// refreshes the flood rules of the networks concerned.
+    fn upsert_port(
+        &mut self,
+        p: &mut Pipeline,
+        view: &ModelView,
+        port: &Port,
+        old_net: Option<&str>,
+        ofport_of: &impl Fn(&LocalInterface) -> Option<PortNo>,
+        d: &mut Delta,
+    ) -> Result<(), CompileError> {
+        let (handle, old_net) = match self.ports.remove(&port.id) {
+            Some(st) => {
+                d.removed += remove_owner(p, OwnerClass::Port, st.handle)?;
+                (st.handle, old_net)
+            }
+            None => (self.alloc_handle(), None),
+        };
+        if let Some(old) = old_net.filter(|o| *o != port.network_id) {
+            self.refresh_flood(p, view, old, d)?;
+        }
+        let mut st = PortState {
+            handle,
+            place: None,
+        };
+        let r = self.place_and_install(p, view, port, &mut st, ofport_of, d);
+        self.ports.insert(port.id.clone(), st);
+        r?;
+        self.refresh_flood(p, view, &port.network_id, d)
     }
 
     fn alloc_handle(&mut self) -> u32 {
@@ -380,8 +420,8 @@ impl Compiler {
     }
 
     /// The active network of a port (admin up, known, VNI valid), or why not.
-    fn active_network(&self, port: &Port) -> Result<&Network, SkipReason> {
-        match self.networks.get(&port.network_id) {
+    fn active_network<'v>(view: &'v ModelView, port: &Port) -> Result<&'v Network, SkipReason> {
+        match view.network(&port.network_id) {
             Some(n) if n.admin_state_up && n.vni <= 0x00ff_ffff => Ok(n),
             Some(n) if n.admin_state_up => Err(SkipReason::BadVni(n.vni)),
             _ => Err(SkipReason::NetworkInactive),
@@ -391,13 +431,14 @@ impl Compiler {
     fn place_and_install(
         &self,
         p: &mut Pipeline,
+        view: &ModelView,
+        port: &Port,
         st: &mut PortState,
         ofport_of: &impl Fn(&LocalInterface) -> Option<PortNo>,
         d: &mut Delta,
     ) -> Result<(), CompileError> {
         st.place = None;
-        let port = &st.port;
-        let net = match self.active_network(port) {
+        let net = match Self::active_network(view, port) {
             Ok(n) => n,
             Err(why) => {
                 d.skipped.push((port.id.clone(), why));
@@ -446,21 +487,16 @@ impl Compiler {
     fn reinstall_ports_of(
         &mut self,
         p: &mut Pipeline,
+        view: &ModelView,
         net_id: &str,
         ofport_of: &impl Fn(&LocalInterface) -> Option<PortNo>,
         d: &mut Delta,
     ) -> Result<(), CompileError> {
-        let ids: Vec<String> = self
-            .ports
-            .values()
-            .filter(|s| s.port.network_id == net_id)
-            .map(|s| s.port.id.clone())
-            .collect();
-        for id in ids {
-            if let Some(mut st) = self.ports.remove(&id) {
+        for port in view.ports_of(net_id) {
+            if let Some(mut st) = self.ports.remove(&port.id) {
                 d.removed += remove_owner(p, OwnerClass::Port, st.handle)?;
-                let r = self.place_and_install(p, &mut st, ofport_of, d);
-                self.ports.insert(id, st);
+                let r = self.place_and_install(p, view, port, &mut st, ofport_of, d);
+                self.ports.insert(port.id.clone(), st);
                 r?;
             }
         }
@@ -471,6 +507,7 @@ impl Compiler {
     fn install_network(
         &self,
         p: &mut Pipeline,
+        view: &ModelView,
         n: &Network,
         d: &mut Delta,
     ) -> Result<(), CompileError> {
@@ -491,27 +528,27 @@ impl Compiler {
             )
         };
         d.added.push(p.add(spec, AddOptions::default(), 0)?.id);
-        self.refresh_dhcp(p, &n.id, d)?;
-        self.refresh_flood(p, &n.id, d)
+        self.refresh_dhcp(p, view, &n.id, d)?;
+        self.refresh_flood(p, view, &n.id, d)
     }
 
     /// Installs or removes the DHCP punt of a network to match its subnets.
     fn refresh_dhcp(
         &self,
         p: &mut Pipeline,
+        view: &ModelView,
         net_id: &str,
         d: &mut Delta,
     ) -> Result<(), CompileError> {
-        let Some(n) = self.networks.get(net_id) else {
+        let Some(n) = view.network(net_id) else {
             return Ok(());
         };
         if !n.admin_state_up || n.vni > 0x00ff_ffff {
             return Ok(());
         }
-        let want = self
-            .subnets
-            .values()
-            .any(|s| s.network_id == net_id && s.enable_dhcp && s.ip_version() == 4);
+        let want = view
+            .subnets_of(net_id)
+            .any(|s| s.enable_dhcp && s.ip_version() == 4);
         let m = Match::default()
             .with_masked(Field::Metadata, n.vni.into(), META_MASK.into())
             .with(Field::EthType, ETH_IPV4)
@@ -540,10 +577,11 @@ impl Compiler {
     fn refresh_flood(
         &self,
         p: &mut Pipeline,
+        view: &ModelView,
         net_id: &str,
         d: &mut Delta,
     ) -> Result<(), CompileError> {
-        let Some(n) = self.networks.get(net_id) else {
+        let Some(n) = view.network(net_id) else {
             return Ok(());
         };
         if !n.admin_state_up || n.vni > 0x00ff_ffff {
@@ -551,8 +589,8 @@ impl Compiler {
         }
         let mut locals = BTreeSet::new();
         let mut remotes = BTreeSet::new();
-        for st in self.ports.values().filter(|s| s.port.network_id == net_id) {
-            match st.place {
+        for port in view.ports_of(net_id) {
+            match self.ports.get(&port.id).and_then(|s| s.place) {
                 Some(Place::Local(o)) => {
                     locals.insert(o);
                 }
@@ -821,7 +859,49 @@ mod tests {
     use strato_flowtable::pipeline::{PortEnv, TunnelPortCfg};
     use strato_flowtable::xlate::{xlate, Xlation};
     use strato_flowtable::DpAction;
-    use strato_tenant::model::{Binding, FixedIp, InterfaceKind, NetworkType};
+    use strato_tenant::model::{
+        Binding, Change, FixedIp, InterfaceKind, NetworkType, Snapshot, Subnet,
+    };
+
+    /// A compiler with its view, as the agent holds them: every change goes to the view
+    /// first, then to the compiler.
+    struct Compiled {
+        view: ModelView,
+        c: Compiler,
+    }
+
+    impl Compiled {
+        fn new() -> Self {
+            Compiled {
+                view: ModelView::new(),
+                c: Compiler::new("host-a", hosts(), TUN),
+            }
+        }
+
+        fn load(
+            &mut self,
+            p: &mut Pipeline,
+            s: &Snapshot,
+            ofport_of: impl Fn(&LocalInterface) -> Option<PortNo>,
+        ) -> Result<Delta, CompileError> {
+            self.view.load(s);
+            self.c.load(p, &self.view, ofport_of)
+        }
+
+        fn apply(
+            &mut self,
+            p: &mut Pipeline,
+            ch: &Change,
+            ofport_of: impl Fn(&LocalInterface) -> Option<PortNo>,
+        ) -> Result<Delta, CompileError> {
+            let a = self.view.apply(ch);
+            self.c.apply(p, &self.view, &a, ofport_of)
+        }
+
+        fn port_handle(&self, id: &str) -> Option<u32> {
+            self.c.port_handle(id)
+        }
+    }
 
     const TUN: PortNo = 10;
     const UNDERLAY: PortNo = 3;
@@ -946,8 +1026,8 @@ mod tests {
         env
     }
 
-    fn setup() -> (Compiler, Pipeline) {
-        let mut c = Compiler::new("host-a", hosts(), TUN);
+    fn setup() -> (Compiled, Pipeline) {
+        let mut c = Compiled::new();
         let mut p = Pipeline::default();
         let d = c.load(&mut p, &snapshot(), ofport).unwrap();
         assert!(d.skipped.is_empty(), "{:?}", d.skipped);
@@ -1429,7 +1509,7 @@ mod tests {
 
     #[test]
     fn too_few_tables() {
-        let mut c = Compiler::new("host-a", hosts(), TUN);
+        let mut c = Compiled::new();
         let mut p = Pipeline::new(2).unwrap();
         assert_eq!(
             c.load(&mut p, &snapshot(), ofport),
@@ -1478,5 +1558,126 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
+    }
+
+    /// Every rule of the compiler, as text, with port owners named by port id (handles
+    /// depend on the order ports were first seen).
+    fn rules_by_owner(c: &Compiled, p: &Pipeline) -> Vec<String> {
+        let owner = |ck: u64| -> String {
+            let id = (ck & ID_MASK) as u32;
+            if ck & CLASS_MASK == (OwnerClass::Port as u64) << CLASS_SHIFT {
+                let port = c.view.ports().find(|q| c.port_handle(&q.id) == Some(id));
+                format!("port {}", port.map_or("?", |q| q.id.as_str()))
+            } else {
+                format!("network {id}")
+            }
+        };
+        let mut v: Vec<String> = p
+            .rules()
+            .map(|r| {
+                format!(
+                    "{} {} {:?} {:?} {:?} {}",
+                    r.table,
+                    r.priority,
+                    r.matching,
+                    r.instructions,
+                    RuleKind::of_cookie(r.cookie),
+                    owner(r.cookie)
+                )
+            })
+            .collect();
+        v.sort();
+        v
+    }
+
+    #[test]
+    fn changes_one_by_one_give_what_a_load_gives() {
+        let snap = snapshot();
+        let mut inc = Compiled::new();
+        let mut pi = Pipeline::default();
+        inc.load(&mut pi, &Snapshot::default(), ofport).unwrap();
+        let changes = snap
+            .networks
+            .iter()
+            .cloned()
+            .map(Change::NetworkUpserted)
+            .chain(snap.subnets.iter().cloned().map(Change::SubnetUpserted))
+            .chain(snap.ports.iter().cloned().map(Change::PortUpserted));
+        for ch in changes {
+            inc.apply(&mut pi, &ch, ofport).unwrap();
+        }
+        let (full, pf) = setup();
+        assert_eq!(pi.len(), pf.len());
+        assert_eq!(rules_by_owner(&inc, &pi), rules_by_owner(&full, &pf));
+        assert_eq!(inc.c.port_counts(), full.c.port_counts());
+    }
+
+    #[test]
+    fn an_interface_attached_later_gets_its_rules_on_recompile() {
+        let (mut c, mut p) = setup();
+        let n = p.len();
+        // red-a4 is bound here to interface "red-a4", not a bridge port yet.
+        let d = c
+            .apply(
+                &mut p,
+                &Change::PortUpserted(port("red-a4", "red", 1, 6, "host-a")),
+                ofport,
+            )
+            .unwrap();
+        assert_eq!(
+            d.skipped,
+            vec![("red-a4".to_string(), SkipReason::NotAttached)]
+        );
+        assert_eq!(p.len(), n);
+        assert_eq!(c.c.port_counts(), (5, 1));
+        let h = c.port_handle("red-a4").unwrap();
+        // It becomes bridge port 6: compiled again, it gets the seven rules of a local port
+        // (same handle) and joins red's flood rules.
+        let attached = |i: &LocalInterface| match i.name.as_str() {
+            "red-a4" => Some(6),
+            _ => ofport(i),
+        };
+        let d =
+            c.c.recompile_port(&mut p, &c.view, "red-a4", attached)
+                .unwrap();
+        assert!(d.skipped.is_empty(), "{d:?}");
+        assert_eq!(c.port_handle("red-a4"), Some(h));
+        assert_eq!(c.c.ports_on(6), vec!["red-a4".to_string()]);
+        assert_eq!(c.c.port_counts(), (6, 0));
+        assert_eq!(p.len(), n + 7);
+        let mut e = env();
+        e.add_port(6, true, true);
+        let x = xlate(
+            &p,
+            &e,
+            &udp_key(1, mac_of(1, 2), mac_of(1, 6), ip(2), ip(6)),
+        );
+        assert_eq!(outputs(&x), vec![6]);
+        let x = xlate(
+            &p,
+            &e,
+            &udp_key(1, mac_of(1, 2), 0xffff_ffff_ffff, ip(2), ip(255)),
+        );
+        assert_eq!(outputs(&x), vec![2, 6]);
+        // The port leaves the bridge: compiled again without it, it loses them all.
+        let d =
+            c.c.recompile_port(&mut p, &c.view, "red-a4", ofport)
+                .unwrap();
+        assert_eq!(
+            d.skipped,
+            vec![("red-a4".to_string(), SkipReason::NotAttached)]
+        );
+        assert_eq!(d.removed, 7);
+        assert!(c.c.ports_on(6).is_empty());
+        assert_eq!(p.len(), n);
+        let x = xlate(
+            &p,
+            &e,
+            &udp_key(1, mac_of(1, 2), 0xffff_ffff_ffff, ip(2), ip(255)),
+        );
+        assert_eq!(outputs(&x), vec![2]);
+        // A port the view does not hold is left alone.
+        let d = c.c.recompile_port(&mut p, &c.view, "nope", ofport).unwrap();
+        assert_eq!(d, Delta::default());
     }
 }

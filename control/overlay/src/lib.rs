@@ -1,6 +1,8 @@
 //! The tenant overlay on one hypervisor host: the tenant model compiled into the bridge's
 //! OpenFlow tables, and the answers the host gives locally so they never cross the overlay.
 //!
+//! - [`view`]: the one copy of the tenant model on this host (every `Reset` and `Change`
+//!   applied once, with indexes); the compiler and the responders read it.
 //! - [`compiler`]: tenant model changes -> pipeline rules (pure, incremental; each rule carries
 //!   its owner's cookie).
 //! - [`responder`]: ARP, IPv6 ND and DHCPv4 responders (pure: frames in, frames out).
@@ -13,3 +15,4 @@
 pub mod agent;
 pub mod compiler;
 pub mod responder;
+pub mod view;

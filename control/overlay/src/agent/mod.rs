@@ -7,18 +7,29 @@
 //!
 //! Contract:
 //! - [`install`] puts an [`Agent`] on the controller thread. Each pass of the controller's
-//!   loop, the agent applies every model update waiting (a `Reset` recompiles everything, a
-//!   `Change` is compiled incrementally by [`crate::compiler::Compiler`]), answers the frames
-//!   the compiler's punt rules sent up (ARP and ND for known addresses, DHCPv4 for ports on
-//!   subnets with DHCP), and keeps the underlay resolved. One revalidation per pass, however
-//!   many updates it held.
+//!   loop, the agent applies every model update waiting to its one [`ModelView`] and then to
+//!   the [`crate::compiler::Compiler`] (a `Reset` reloads both, a `Change` is applied once to
+//!   the view and compiled incrementally), answers the frames the compiler's punt rules sent
+//!   up from the same view (ARP and ND for known addresses, DHCPv4 for ports on subnets with
+//!   DHCP), and keeps the underlay resolved. One revalidation per pass, however many updates
+//!   it held.
 //! - The bridge belongs to the compiler: the daemon turns learning off. Punted frames with a
 //!   tenant cookie go to the agent only, never to OpenFlow connections.
 //! - A port bound to this host whose interface is not a bridge port yet is handed to the
-//!   `attach` function (which must not block: the daemon's runs on its own thread), again
-//!   every [`ATTACH_RETRY`] while it stays missing; once the interface is a bridge port the
-//!   port is compiled again and gets its rules. Interfaces are never detached by the agent
-//!   (a deleted port loses its rules at once; its tap or veth stays for whoever made it).
+//!   `attach` function (which must not block: the daemon's runs on its own thread). The
+//!   bridge's port events drive the rest, with no polling: when the interface is added to
+//!   the bridge ([`PortChange::Added`]) its ports are compiled again at once, inside that
+//!   event, and get their rules. The attach can fail (a veth not created yet, a tap that
+//!   cannot be opened) or a request be lost, so an interface still missing is asked for
+//!   again every [`ATTACH_RETRY`]: that slow retry is the agent's only timer.
+//! - When a bridge port the rules deliver to is deleted ([`PortChange::Deleted`]), the ports
+//!   bound to it lose their rules at once (its number may go to another interface) and the
+//!   interface is asked for again like any missing one (unbind the port to keep it away). A
+//!   port that goes down by itself or is forgotten ([`PortChange::Down`],
+//!   [`PortChange::Forgotten`]) is still a bridge port: its number stays taken, xlate no
+//!   longer sends to it, and its ports keep their rules until it is deleted.
+//! - Interfaces are never detached by the agent (a deleted tenant port loses its rules at
+//!   once; its tap or veth stays for whoever made it).
 //! - Bad frames get no answer and are counted by outcome; nothing here panics on tenant input.
 
 pub mod config;
@@ -28,21 +39,20 @@ pub mod underlay;
 
 use crate::compiler::{Compiler, Delta, RuleKind, SkipReason, META_MASK};
 use crate::responder::{arp, dhcp, nd, Mac};
+use crate::view::{Applied, ModelView};
 use source::{ModelSource, ModelUpdate, Vtep};
 use std::collections::{BTreeMap, HashMap};
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::{Duration, Instant};
 use strato_datapath::dpif::UpcallKind;
 use strato_flowtable::{DpAction, PortNo};
-use strato_switch::app::{App, Punt, Readiness};
+use strato_switch::app::{App, AppEvent, PortChange, Punt, Readiness};
 use strato_switch::controller::{Controller, ControllerHandle, PacketIn};
 use strato_switch::learning::Learning;
-use strato_tenant::model::{Change, LocalInterface, MacAddr, Network, Port, Snapshot, Subnet};
+use strato_tenant::model::{LocalInterface, MacAddr, Port, Snapshot, Subnet};
 
 /// How often a missing interface is asked for again.
 pub const ATTACH_RETRY: Duration = Duration::from_secs(2);
-/// How often the bridge ports are looked through for interfaces waited for.
-const PENDING_CHECK: Duration = Duration::from_millis(20);
 /// Most model updates applied in one pass of the controller loop (the rest wait for the next).
 const UPDATES_PER_PASS: usize = 20_000;
 /// DHCP lease time handed out (Neutron's default `dhcp_lease_duration`).
@@ -104,107 +114,10 @@ pub struct AgentStats {
     pub punts_dropped: u64,
 }
 
-/// The agent's model indexes for the responders.
-#[derive(Default)]
-struct Model {
-    networks: HashMap<String, Network>,
-    subnets: HashMap<String, Subnet>,
-    ports: HashMap<String, Port>,
-    /// VNI -> network id.
-    by_vni: HashMap<u32, String>,
-    /// (network id, address) -> port id.
-    by_ip: HashMap<(String, IpAddr), String>,
-    /// (network id, MAC) -> port id.
-    by_mac: HashMap<(String, MacAddr), String>,
-    /// DHCP servers by subnet id (built on first use, dropped when the subnet changes).
-    dhcp: HashMap<String, Option<dhcp::DhcpServer>>,
-}
-
-impl Model {
-    fn load(&mut self, s: &Snapshot) {
-        *self = Model::default();
-        for n in &s.networks {
-            self.upsert_network(n.clone());
-        }
-        for sn in &s.subnets {
-            self.subnets.insert(sn.id.clone(), sn.clone());
-        }
-        for p in &s.ports {
-            self.upsert_port(p.clone());
-        }
-    }
-
-    fn upsert_network(&mut self, n: Network) {
-        if let Some(old) = self.networks.get(&n.id) {
-            self.by_vni.remove(&old.vni);
-        }
-        self.by_vni.insert(n.vni, n.id.clone());
-        self.networks.insert(n.id.clone(), n);
-    }
-
-    fn remove_port(&mut self, id: &str) {
-        if let Some(old) = self.ports.remove(id) {
-            for f in &old.fixed_ips {
-                self.by_ip.remove(&(old.network_id.clone(), f.ip_address));
-            }
-            self.by_mac
-                .remove(&(old.network_id.clone(), old.mac_address));
-        }
-    }
-
-    fn upsert_port(&mut self, p: Port) {
-        self.remove_port(&p.id);
-        for f in &p.fixed_ips {
-            self.by_ip
-                .insert((p.network_id.clone(), f.ip_address), p.id.clone());
-        }
-        self.by_mac
-            .insert((p.network_id.clone(), p.mac_address), p.id.clone());
-        self.ports.insert(p.id.clone(), p);
-    }
-
-    fn apply(&mut self, c: &Change) {
-        match c {
-            Change::NetworkUpserted(n) => self.upsert_network(n.clone()),
-            Change::NetworkDeleted(n) => {
-                self.by_vni.remove(&n.vni);
-                self.networks.remove(&n.id);
-            }
-            Change::SubnetUpserted(s) => {
-                self.dhcp.remove(&s.id);
-                self.subnets.insert(s.id.clone(), s.clone());
-            }
-            Change::SubnetDeleted(s) => {
-                self.dhcp.remove(&s.id);
-                self.subnets.remove(&s.id);
-            }
-            Change::PortUpserted(p) => self.upsert_port(p.clone()),
-            Change::PortDeleted(p) => self.remove_port(&p.id),
-        }
-    }
-
-    /// The MAC answering for `ip` on the network of VNI `vni`.
-    fn mac_of(&self, vni: u32, ip: IpAddr) -> Option<&Port> {
-        let net = self.by_vni.get(&vni)?;
-        let id = self.by_ip.get(&(net.clone(), ip))?;
-        self.ports.get(id).filter(|p| p.admin_state_up)
-    }
-
-    /// The DHCP server of `subnet` (None: not served).
-    fn dhcp_server(&mut self, subnet_id: &str, vni: u32) -> Option<&dhcp::DhcpServer> {
-        if !self.dhcp.contains_key(subnet_id) {
-            let s = self.subnets.get(subnet_id)?;
-            let server = dhcp_config(s, vni).and_then(|cfg| match dhcp::DhcpServer::new(cfg) {
-                Ok(srv) => Some(srv),
-                Err(e) => {
-                    tracing::warn!(subnet = %s.id, cidr = %s.cidr, %e, "subnet not served by DHCP");
-                    None
-                }
-            });
-            self.dhcp.insert(subnet_id.to_string(), server);
-        }
-        self.dhcp.get(subnet_id)?.as_ref()
-    }
+/// The port answering for `ip` on the network of VNI `vni` (admin up only).
+fn mac_of(view: &ModelView, vni: u32, ip: IpAddr) -> Option<&Port> {
+    let net = view.network_by_vni(vni)?;
+    view.port_by_ip(&net.id, ip).filter(|p| p.admin_state_up)
 }
 
 /// The DHCP settings of an IPv4 subnet with DHCP enabled. The server answers as the gateway
@@ -271,13 +184,17 @@ pub struct Agent {
     tunnel: PortNo,
     source: ModelSource,
     attach: AttachFn,
+    /// The model: the one copy the compiler and the responders read.
+    view: ModelView,
     compiler: Compiler,
-    model: Model,
+    /// DHCP servers by subnet id, with the VNI they were built for (built on first use,
+    /// dropped when the subnet changes).
+    dhcp: HashMap<String, (u32, Option<dhcp::DhcpServer>)>,
     underlay: underlay::Underlay,
     /// Interfaces bound here that are not bridge ports yet: name -> (interface, next ask).
     pending: BTreeMap<String, (LocalInterface, Instant)>,
-    /// When interfaces waited for are looked for next.
-    next_pending_check: Instant,
+    /// No ask is due before this (`None`: nothing pending). May be early, never late.
+    next_ask: Option<Instant>,
     /// A `Reset` has arrived (before it, punts are not answered and nothing is compiled).
     loaded: bool,
     /// Frames punted by the compiler's or the underlay's rules since the last pass.
@@ -294,10 +211,11 @@ impl Agent {
             tunnel: spec.tunnel_ofport,
             source,
             attach: spec.attach,
-            model: Model::default(),
+            view: ModelView::new(),
+            dhcp: HashMap::new(),
             underlay: underlay::Underlay::new(spec.underlay, spec.underlay_mac),
             pending: BTreeMap::new(),
-            next_pending_check: Instant::now(),
+            next_ask: None,
             loaded: false,
             punts: Vec::new(),
             stats: AgentStats::default(),
@@ -321,7 +239,17 @@ impl Agent {
         &self.source.describe
     }
 
-    /// One pass (see the module docs): updates, punts, attachments, the underlay.
+    /// The model as this agent holds it.
+    pub fn view(&self) -> &ModelView {
+        &self.view
+    }
+
+    /// Interfaces waited for: bound here, asked for, not bridge ports yet (by name).
+    pub fn pending(&self) -> impl Iterator<Item = &str> {
+        self.pending.keys().map(String::as_str)
+    }
+
+    /// One pass (see the module docs): updates, punts, attach retries, the underlay.
     fn pass(&mut self, c: &mut Controller) {
         // The bridge's ports by name, read at most once per pass: ports are added and removed
         // between passes, never during one.
@@ -339,11 +267,7 @@ impl Agent {
         for p in punts {
             self.punt(c, p);
         }
-        if !self.pending.is_empty() && Instant::now() >= self.next_pending_check {
-            self.next_pending_check = Instant::now() + PENDING_CHECK;
-            let names = names.get_or_insert_with(|| Self::ofports(c));
-            self.check_pending(c, names);
-        }
+        self.ask_again();
         self.underlay.run(c, &mut self.stats);
     }
 
@@ -355,9 +279,15 @@ impl Agent {
         match u {
             ModelUpdate::Reset { snapshot, hosts } => self.reset(c, &snapshot, &hosts, names),
             ModelUpdate::Change(ev) if self.loaded => {
-                self.model.apply(&ev.change);
-                let comp = &mut self.compiler;
-                let r = c.change(|p, _| comp.apply(p, &ev.change, |i| names.get(&i.name).copied()));
+                let applied = self.view.apply(&ev.change);
+                if let Applied::SubnetUpserted { new: s, .. }
+                | Applied::SubnetDeleted { gone: s, .. } = &applied
+                {
+                    self.dhcp.remove(&s.id);
+                }
+                let (comp, view) = (&mut self.compiler, &self.view);
+                let r =
+                    c.change(|p, _| comp.apply(p, view, &applied, |i| names.get(&i.name).copied()));
                 self.stats.changes += 1;
                 self.after_compile(r);
             }
@@ -395,14 +325,16 @@ impl Agent {
                  tunnel; add it there with its vtep_ip");
         }
         self.compiler = Compiler::new(&self.host, vteps, self.tunnel);
-        self.model.load(snapshot);
+        self.view.load(snapshot);
+        self.dhcp.clear();
         self.underlay
             .set_vteps(c, local, hosts, &self.host, self.tunnel);
-        let comp = &mut self.compiler;
-        let r = c.change(|p, _| comp.load(p, snapshot, |i| names.get(&i.name).copied()));
+        let (comp, view) = (&mut self.compiler, &self.view);
+        let r = c.change(|p, _| comp.load(p, view, |i| names.get(&i.name).copied()));
         self.loaded = true;
         self.stats.resets += 1;
         self.pending.clear();
+        self.next_ask = None;
         tracing::info!(
             seq = snapshot.seq,
             networks = snapshot.networks.len(),
@@ -423,11 +355,7 @@ impl Agent {
                         tracing::debug!(port = %id, ?why, "port has no rules");
                         continue;
                     }
-                    let Some(iface) = self
-                        .model
-                        .ports
-                        .get(id)
-                        .and_then(|p| p.binding.interface.clone())
+                    let Some(iface) = self.view.port(id).and_then(|p| p.binding.interface.clone())
                     else {
                         continue;
                     };
@@ -436,8 +364,9 @@ impl Agent {
                         tracing::info!(port = %id, interface = %iface.name,
                             kind = iface.kind.as_str(), "attaching a bound interface");
                         (self.attach)(iface.clone());
-                        self.pending
-                            .insert(iface.name.clone(), (iface, Instant::now() + ATTACH_RETRY));
+                        let next = Instant::now() + ATTACH_RETRY;
+                        self.next_ask = Some(self.next_ask.map_or(next, |t| t.min(next)));
+                        self.pending.insert(iface.name.clone(), (iface, next));
                     }
                 }
             }
@@ -448,46 +377,77 @@ impl Agent {
         }
     }
 
-    /// Interfaces that became bridge ports: compile their ports again. Others: ask again.
-    fn check_pending(&mut self, c: &mut Controller, names: &HashMap<String, PortNo>) {
-        let now = Instant::now();
-        let arrived: Vec<String> = self
-            .pending
-            .keys()
-            .filter(|n| names.contains_key(*n))
-            .cloned()
+    /// Compiles again the ports bound here to interface `name` (it came or went).
+    fn recompile_interface(
+        &mut self,
+        c: &mut Controller,
+        name: &str,
+        ofport_of: impl Fn(&LocalInterface) -> Option<PortNo>,
+    ) {
+        let ids: Vec<String> = self
+            .view
+            .ports_on_interface(&self.host, name)
+            .map(|p| p.id.clone())
             .collect();
-        for name in arrived {
-            self.pending.remove(&name);
-            let ports: Vec<Port> = self
-                .model
-                .ports
-                .values()
-                .filter(|p| {
-                    p.binding.host_id == self.host
-                        && p.binding.interface.as_ref().is_some_and(|i| i.name == name)
-                })
-                .cloned()
-                .collect();
-            for p in ports {
-                let comp = &mut self.compiler;
-                let ch = Change::PortUpserted(p);
-                let r = c.change(|pl, _| comp.apply(pl, &ch, |i| names.get(&i.name).copied()));
-                self.after_compile(r);
-            }
-            tracing::info!(interface = %name, "bound interface attached");
+        self.recompile(c, &ids, ofport_of);
+    }
+
+    fn recompile(
+        &mut self,
+        c: &mut Controller,
+        ids: &[String],
+        ofport_of: impl Fn(&LocalInterface) -> Option<PortNo>,
+    ) {
+        for id in ids {
+            let (comp, view) = (&mut self.compiler, &self.view);
+            let r = c.change(|p, _| comp.recompile_port(p, view, id, &ofport_of));
+            self.after_compile(r);
         }
-        // Interfaces no port is bound to any more are not asked for again.
-        let (model, host) = (&self.model, &self.host);
-        self.pending.retain(|name, _| {
-            model.ports.values().any(|p| {
-                p.binding.host_id == *host
-                    && p.binding
-                        .interface
-                        .as_ref()
-                        .is_some_and(|i| i.name == *name)
-            })
-        });
+    }
+
+    /// Bridge port `no` was added: if it is an interface waited for, its ports get their
+    /// rules now.
+    fn port_added(&mut self, c: &mut Controller, no: PortNo) {
+        if self.pending.is_empty() {
+            return;
+        }
+        let Some(name) = c.ports().into_iter().find(|p| p.no == no).map(|p| p.name) else {
+            return;
+        };
+        if self.pending.remove(&name).is_none() {
+            return;
+        }
+        // Only the ports bound to this interface are compiled: it is at `no`.
+        self.recompile_interface(c, &name, |i| (i.name == name).then_some(no));
+        tracing::info!(interface = %name, ofport = no, "bound interface attached");
+    }
+
+    /// Bridge port `no` was deleted: the ports delivered to it lose their rules (its number
+    /// may be given to another interface) and their interface is asked for again.
+    fn port_deleted(&mut self, c: &mut Controller, no: PortNo) {
+        let ids = self.compiler.ports_on(no);
+        if ids.is_empty() {
+            return;
+        }
+        tracing::info!(
+            ofport = no,
+            ports = ids.len(),
+            "a bound interface left the bridge: its ports lose their rules"
+        );
+        let names = Self::ofports(c);
+        self.recompile(c, &ids, |i| names.get(&i.name).copied());
+    }
+
+    /// Asks again for the interfaces still missing after [`ATTACH_RETRY`].
+    fn ask_again(&mut self) {
+        let now = Instant::now();
+        if self.next_ask.is_none_or(|t| t > now) {
+            return;
+        }
+        // Interfaces no port is bound to here any more are not asked for again.
+        let (view, host) = (&self.view, &self.host);
+        self.pending
+            .retain(|name, _| view.ports_on_interface(host, name).next().is_some());
         for (iface, next) in self.pending.values_mut() {
             if *next <= now {
                 *next = now + ATTACH_RETRY;
@@ -495,6 +455,7 @@ impl Agent {
                 (self.attach)(iface.clone());
             }
         }
+        self.next_ask = self.pending.values().map(|(_, t)| *t).min();
     }
 
     fn unanswered(&mut self, what: &str) {
@@ -520,9 +481,9 @@ impl Agent {
         let vni = (metadata & META_MASK & 0xffff_ffff) as u32;
         let reply = match RuleKind::of_cookie(cookie) {
             Some(RuleKind::ArpPunt) => {
-                let m = &self.model;
+                let v = &self.view;
                 let out = arp::respond(&p.frame, |ip| {
-                    m.mac_of(vni, IpAddr::V4(ip)).map(|p| p.mac_address.0)
+                    mac_of(v, vni, IpAddr::V4(ip)).map(|p| p.mac_address.0)
                 });
                 match out {
                     arp::ArpOutcome::Reply(f) => {
@@ -536,9 +497,9 @@ impl Agent {
                 }
             }
             Some(RuleKind::NdPunt) => {
-                let m = &self.model;
+                let v = &self.view;
                 let out = nd::respond(&p.frame, |ip| {
-                    m.mac_of(vni, IpAddr::V6(ip)).map(|p| nd::Neighbor {
+                    mac_of(v, vni, IpAddr::V6(ip)).map(|p| nd::Neighbor {
                         mac: p.mac_address.0,
                         router: p.device_owner.starts_with("network:router"),
                     })
@@ -568,29 +529,35 @@ impl Agent {
     fn dhcp(&mut self, vni: u32, frame: &[u8]) -> Option<Vec<u8>> {
         // The client is the port with the frame's source MAC (port security made sure).
         let src = frame.get(6..12).and_then(|s| <[u8; 6]>::try_from(s).ok())?;
-        let net = self.model.by_vni.get(&vni)?.clone();
-        let Some(port) = self
-            .model
-            .by_mac
-            .get(&(net.clone(), MacAddr(src)))
-            .and_then(|id| self.model.ports.get(id))
-            .cloned()
-        else {
-            self.unanswered("dhcp_unknown_client");
-            return None;
+        let found = {
+            let v = &self.view;
+            let net = v.network_by_vni(vni)?;
+            match v.port_by_mac(&net.id, MacAddr(src)) {
+                None => Err("dhcp_unknown_client"),
+                // Its IPv4 address on a DHCP subnet of the network.
+                Some(port) => port
+                    .fixed_ips
+                    .iter()
+                    .find_map(|f| {
+                        let s = v.subnet(&f.subnet_id)?;
+                        match f.ip_address {
+                            IpAddr::V4(ip) if s.enable_dhcp && s.network_id == net.id => {
+                                Some((s.id.clone(), ip, port.mac_address.0))
+                            }
+                            _ => None,
+                        }
+                    })
+                    .ok_or("dhcp_no_address"),
+            }
         };
-        // Its IPv4 address on a DHCP subnet of the network.
-        let found = port.fixed_ips.iter().find_map(|f| {
-            let s = self.model.subnets.get(&f.subnet_id)?;
-            (s.enable_dhcp && s.network_id == net && f.ip_address.is_ipv4())
-                .then(|| (s.id.clone(), f.ip_address))
-        });
-        let Some((subnet_id, IpAddr::V4(ip))) = found else {
-            self.unanswered("dhcp_no_address");
-            return None;
+        let (subnet_id, ip, mac) = match found {
+            Ok(f) => f,
+            Err(why) => {
+                self.unanswered(why);
+                return None;
+            }
         };
-        let mac = port.mac_address.0;
-        let server = self.model.dhcp_server(&subnet_id, vni)?;
+        let server = self.dhcp_server(&subnet_id, vni)?;
         let out = server.respond(frame, |m| (m == mac).then_some(ip));
         let name = out.name();
         match out.into_reply() {
@@ -603,6 +570,22 @@ impl Agent {
                 None
             }
         }
+    }
+
+    /// The DHCP server of `subnet` on the network of `vni` (None: not served).
+    fn dhcp_server(&mut self, subnet_id: &str, vni: u32) -> Option<&dhcp::DhcpServer> {
+        if self.dhcp.get(subnet_id).is_none_or(|(v, _)| *v != vni) {
+            let s = self.view.subnet(subnet_id)?;
+            let server = dhcp_config(s, vni).and_then(|cfg| match dhcp::DhcpServer::new(cfg) {
+                Ok(srv) => Some(srv),
+                Err(e) => {
+                    tracing::warn!(subnet = %s.id, cidr = %s.cidr, %e, "subnet not served by DHCP");
+                    None
+                }
+            });
+            self.dhcp.insert(subnet_id.to_string(), (vni, server));
+        }
+        self.dhcp.get(subnet_id)?.1.as_ref()
     }
 }
 
@@ -632,8 +615,27 @@ impl App for Agent {
         false
     }
 
+    /// A bridge port came or went (see the module docs).
+    fn event(&mut self, c: &mut Controller, ev: &AppEvent) {
+        let &AppEvent::Port { no, change } = ev else {
+            return;
+        };
+        if !self.loaded {
+            return;
+        }
+        match change {
+            PortChange::Added => self.port_added(c, no),
+            PortChange::Deleted => self.port_deleted(c, no),
+            // Still a bridge port (its number stays taken, xlate no longer sends to it): its
+            // ports keep their rules until it is deleted.
+            PortChange::Down | PortChange::Forgotten => {}
+        }
+    }
+
+    /// The next attach retry, if an interface is waited for.
     fn next_timer(&self) -> Option<Duration> {
-        (!self.pending.is_empty()).then_some(PENDING_CHECK)
+        self.next_ask
+            .map(|t| t.saturating_duration_since(Instant::now()))
     }
 }
 
@@ -666,4 +668,255 @@ pub fn status(
         c.app::<Agent>()
             .map(|a| (a.source().to_string(), a.stats()))
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::compiler::{owner_cookie, OwnerClass, OWNER_MASK};
+    use crossbeam::channel::{unbounded, Sender};
+    use std::sync::{Arc, Mutex};
+    use strato_datapath::port::{FrameRing, MemPort, Port as DpPort, PortKind};
+    use strato_datapath::worker::WorkerConfig;
+    use strato_flowtable::pipeline::{Pipeline, PortEnv};
+    use strato_switch::controller::{start, Running};
+    use strato_tenant::model::{Binding, FixedIp, InterfaceKind, Network, NetworkType};
+
+    const UNDERLAY: PortNo = 100;
+    const TUNNEL: PortNo = 4789;
+    const VM: PortNo = 7;
+
+    fn network() -> Network {
+        Network {
+            id: "red".into(),
+            tenant_id: "t".into(),
+            name: "red".into(),
+            description: String::new(),
+            admin_state_up: true,
+            shared: false,
+            network_type: NetworkType::Vxlan,
+            vni: 100,
+            mtu: 1450,
+            created_at: String::new(),
+            updated_at: String::new(),
+            revision_number: 0,
+        }
+    }
+
+    fn port() -> Port {
+        Port {
+            id: "p1".into(),
+            network_id: "red".into(),
+            tenant_id: "t".into(),
+            name: "p1".into(),
+            description: String::new(),
+            mac_address: MacAddr([2, 0, 0, 0, 0, 1]),
+            admin_state_up: true,
+            fixed_ips: vec![FixedIp {
+                subnet_id: "sub".into(),
+                ip_address: "10.0.0.2".parse().unwrap(),
+            }],
+            device_id: String::new(),
+            device_owner: "compute:nova".into(),
+            binding: Binding {
+                host_id: "hv1".into(),
+                interface: Some(LocalInterface {
+                    name: "vm1".into(),
+                    kind: InterfaceKind::Tap,
+                }),
+            },
+            created_at: String::new(),
+            updated_at: String::new(),
+            revision_number: 0,
+        }
+    }
+
+    fn mem_port(no: PortNo, name: &str) -> DpPort {
+        DpPort::new(
+            no,
+            name,
+            PortKind::Memory(MemPort::rings(FrameRing::new(64), FrameRing::new(64))),
+        )
+    }
+
+    /// A controller with an underlay port and an agent for host `hv1` whose model comes
+    /// from the returned sender and whose attach requests are recorded.
+    fn agent_host() -> (Running, Sender<ModelUpdate>, Arc<Mutex<Vec<String>>>) {
+        let run = start(
+            Pipeline::default(),
+            PortEnv::default(),
+            vec![WorkerConfig::default()],
+        )
+        .unwrap();
+        run.handle
+            .call(|c| {
+                c.add_port(0, mem_port(UNDERLAY, "ul"));
+                c.update(|_, env| {
+                    env.add_port(UNDERLAY, true, true);
+                });
+            })
+            .unwrap();
+        let asked: Arc<Mutex<Vec<String>>> = Arc::default();
+        let a2 = asked.clone();
+        let spec = AgentSpec {
+            host: "hv1".into(),
+            underlay: UNDERLAY,
+            underlay_mac: [2, 0, 0, 0, 0xee, 1],
+            tunnel_ofport: TUNNEL,
+            attach: Box::new(move |i| a2.lock().unwrap().push(i.name)),
+        };
+        let (tx, rx) = unbounded();
+        install(
+            &run.handle,
+            Agent::new(spec, ModelSource::new(rx, "test".into(), None)),
+        )
+        .unwrap();
+        (run, tx, asked)
+    }
+
+    /// Rules of the compiler owned by a port (any port).
+    fn port_rules(c: &Controller) -> usize {
+        let class = OWNER_MASK & !0xffff_ffff;
+        c.pipeline()
+            .rules()
+            .filter(|r| r.cookie & class == owner_cookie(OwnerClass::Port, 0))
+            .count()
+    }
+
+    fn wait_for(what: &str, f: impl Fn() -> bool) {
+        let t = Instant::now();
+        while !f() {
+            assert!(t.elapsed() < Duration::from_secs(10), "timed out: {what}");
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+
+    #[test]
+    fn an_interface_attached_later_gets_its_rules_on_the_added_event() {
+        let (run, tx, asked) = agent_host();
+        let h = run.handle.clone();
+        tx.send(ModelUpdate::Reset {
+            snapshot: Snapshot {
+                seq: 1,
+                networks: vec![network()],
+                subnets: vec![],
+                ports: vec![port()],
+            },
+            hosts: vec![Vtep {
+                name: "hv1".into(),
+                vtep_ip: "192.0.2.1".parse().unwrap(),
+            }],
+        })
+        .unwrap();
+        h.wake();
+        wait_for("the attach request", || asked.lock().unwrap().len() == 1);
+        assert_eq!(asked.lock().unwrap()[0], "vm1");
+        // Waiting for it sets no fast timer: the next thing due is the slow retry.
+        let (pending, timer, rules) = h
+            .call(|c| {
+                let a = c.app::<Agent>().unwrap();
+                let pending: Vec<String> = a.pending().map(String::from).collect();
+                (pending, a.next_timer(), port_rules(c))
+            })
+            .unwrap();
+        assert_eq!(pending, ["vm1"]);
+        assert!(timer.is_some_and(|t| t > ATTACH_RETRY / 2), "{timer:?}");
+        assert_eq!(rules, 0);
+        // The interface becomes a bridge port: its rules are there as soon as add_port
+        // returns, within the same call, before any timer or loop pass.
+        let (rules, pending, timer) = h
+            .call(|c| {
+                c.add_port(0, mem_port(VM, "vm1"));
+                let a = c.app::<Agent>().unwrap();
+                (port_rules(c), a.pending().count(), a.next_timer())
+            })
+            .unwrap();
+        // ARP punt, ingress, L2 drop, IPv4 and ARP allows, L3 drop, unicast.
+        assert_eq!(rules, 7);
+        assert_eq!(pending, 0);
+        assert!(timer.is_none_or(|t| t > ATTACH_RETRY / 2), "{timer:?}");
+        let st = status(&h).unwrap().unwrap().1;
+        assert_eq!((st.ports_active, st.ports_skipped), (1, 0));
+        assert_eq!(st.attach_requests, 1);
+        // A port that goes down by itself or is forgotten keeps its rules.
+        let rules = h
+            .call(|c| {
+                c.forget_port(VM);
+                port_rules(c)
+            })
+            .unwrap();
+        assert_eq!(rules, 7);
+        // Deleted from the bridge: the rules go at once and the interface is asked for again.
+        let (rules, pending) = h
+            .call(|c| {
+                c.del_port(VM);
+                let a = c.app::<Agent>().unwrap();
+                (port_rules(c), a.pending().count())
+            })
+            .unwrap();
+        assert_eq!((rules, pending), (0, 1));
+        assert_eq!(*asked.lock().unwrap(), ["vm1", "vm1"]);
+        let st = status(&h).unwrap().unwrap().1;
+        assert_eq!((st.ports_active, st.ports_skipped), (0, 1));
+        // Back under another number: rules again, delivering there.
+        let rules = h
+            .call(|c| {
+                c.add_port(0, mem_port(VM + 1, "vm1"));
+                let a = c.app::<Agent>().unwrap();
+                assert_eq!(a.compiler.ports_on(VM + 1), ["p1"]);
+                port_rules(c)
+            })
+            .unwrap();
+        assert_eq!(rules, 7);
+        // Ports nobody waits for change nothing.
+        let rules = h
+            .call(|c| {
+                c.add_port(0, mem_port(20, "other"));
+                c.del_port(20);
+                port_rules(c)
+            })
+            .unwrap();
+        assert_eq!(rules, 7);
+    }
+
+    #[test]
+    fn a_missing_interface_is_asked_for_again_only_after_the_retry() {
+        let (run, tx, asked) = agent_host();
+        let h = run.handle.clone();
+        tx.send(ModelUpdate::Reset {
+            snapshot: Snapshot {
+                seq: 1,
+                networks: vec![network()],
+                subnets: vec![],
+                ports: vec![port()],
+            },
+            hosts: vec![],
+        })
+        .unwrap();
+        h.wake();
+        wait_for("the attach request", || !asked.lock().unwrap().is_empty());
+        // Many loop passes later (a wake is a pass), still one request.
+        for _ in 0..50 {
+            h.wake();
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        assert_eq!(asked.lock().unwrap().len(), 1);
+        // The retry comes after ATTACH_RETRY, without any event.
+        wait_for("the retry", || asked.lock().unwrap().len() == 2);
+        // The port is unbound: it is not asked for again.
+        let mut unbound = port();
+        unbound.binding.host_id.clear();
+        tx.send(ModelUpdate::Change(strato_tenant::model::ChangeEvent {
+            seq: 2,
+            change: strato_tenant::model::Change::PortUpserted(unbound),
+        }))
+        .unwrap();
+        h.wake();
+        std::thread::sleep(ATTACH_RETRY + Duration::from_millis(500));
+        assert_eq!(asked.lock().unwrap().len(), 2);
+        let pending = h
+            .call(|c| c.app::<Agent>().unwrap().pending().count())
+            .unwrap();
+        assert_eq!(pending, 0);
+    }
 }
