@@ -28,7 +28,7 @@ impl Drop for Daemon {
 }
 
 fn start(config: &Path) -> Daemon {
-    let child = Command::new(env!("CARGO_BIN_EXE_strato"))
+    let child = Command::new(env!("CARGO_BIN_EXE_strato-e2e"))
         .args(["run", "--config"])
         .arg(config)
         .stdout(Stdio::null())

@@ -43,7 +43,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 use strato_labs::netns::{self, Netns};
 
-const STRATO: &str = env!("CARGO_BIN_EXE_strato");
+const STRATO: &str = env!("CARGO_BIN_EXE_strato-e2e");
 /// The OpenFlow listener port in both switch namespaces (each namespace has its own loopback,
 /// so parallel runs never meet).
 const OF_PORT: u16 = 6653;

@@ -70,7 +70,7 @@ impl Daemon {
         let f2 = f.try_clone().expect("daemon log");
         // `ip netns exec` execs the command: the child is strato itself.
         let child = ns
-            .command(env!("CARGO_BIN_EXE_strato"))
+            .command(env!("CARGO_BIN_EXE_strato-e2e"))
             .arg("run")
             .arg("--config")
             .arg(config)
@@ -146,7 +146,7 @@ impl Lab {
 
     /// `strato ctl --socket S --json ARGS`.
     fn ctl(&self, args: &[&str]) -> Value {
-        let out = Command::new(env!("CARGO_BIN_EXE_strato"))
+        let out = Command::new(env!("CARGO_BIN_EXE_strato-e2e"))
             .arg("ctl")
             .arg("--socket")
             .arg(self.socket())

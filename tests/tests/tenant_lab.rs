@@ -19,7 +19,7 @@ use strato_labs::hvlab::{self, Attach, HvLab, LabConfig};
 use strato_labs::netns;
 
 fn exe() -> &'static str {
-    env!("CARGO_BIN_EXE_strato")
+    env!("CARGO_BIN_EXE_strato-e2e")
 }
 
 fn tails(lab: &HvLab) -> String {

@@ -37,7 +37,7 @@ use std::time::{Duration, Instant};
 use strato_labs::lab::Topology;
 use strato_labs::netns::{self, Netns};
 
-const STRATO: &str = env!("CARGO_BIN_EXE_strato");
+const STRATO: &str = env!("CARGO_BIN_EXE_strato-e2e");
 const VENV: &str = "/var/cache/strato/osken-venv";
 const APP: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use strato_labs::netns;
 
-const STRATO: &str = env!("CARGO_BIN_EXE_strato");
+const STRATO: &str = env!("CARGO_BIN_EXE_strato-e2e");
 
 fn strato(args: &[&str]) -> Output {
     Command::new(STRATO)
