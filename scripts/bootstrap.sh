@@ -36,7 +36,7 @@ fi
 
 # Python venvs for real peers, under /var/cache/strato (tests look for them there):
 #   osken-venv      os-ken 3.x (`osken-manager`), the external OpenFlow controller of
-#                   control/tests/ryu.rs (labs/osken/simple_switch_13.py); os-ken 4 has no manager
+#                   tests/tests/ryu.rs (labs/osken/simple_switch_13.py); os-ken 4 has no manager
 #   openstack-venv  openstacksdk + python-openstackclient, the tenant API's real clients
 # Built with Debian's python3 (the one python3-venv belongs to). A venv counts as present when
 # its programs run; a broken one is rebuilt.

@@ -2,7 +2,7 @@
 """openstacksdk against strato's Neutron v2.0 API: create, list, update and delete networks,
 subnets and ports, with the checks a Neutron client relies on.
 
-Run by control/tests/openstacksdk.rs with OS_CLIENT_CONFIG_FILE pointing at a copy of
+Run by tests/tests/openstacksdk.rs with OS_CLIENT_CONFIG_FILE pointing at a copy of
 clouds.yaml (clouds "strato": a tenant through auth_type none, "strato-admin": a provider
 token). Prints one "OK ..." line per step and exits non-zero on the first failure.
 """

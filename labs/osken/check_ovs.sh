@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Validates labs/osken/simple_switch_13.py against a real switch: Open vSwitch's userspace
 # datapath (netdev bridge, fail_mode secure, OpenFlow 1.3) in a namespace of its own, three
-# hosts on veths, os-ken as its controller. The same three checks control/tests/ryu.rs makes
+# hosts on veths, os-ken as its controller. The same three checks tests/tests/ryu.rs makes
 # against strato:
 #   (a) one controller: every pair pings; dump-flows shows the app's cookie/priority flows with
 #       n_packets > 0;

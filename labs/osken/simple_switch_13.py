@@ -1,6 +1,6 @@
 """A MAC-learning switch for OpenFlow 1.3, written against os-ken's API (OSKenApp).
 
-strato's real-peer acceptance tests (control/tests/ryu.rs) run it as the switch's external
+strato's real-peer acceptance tests (tests/tests/ryu.rs) run it as the switch's external
 controller; it was first validated against Open vSwitch's userspace datapath.
 
     osken-manager --ofp-tcp-listen-port 6633 labs/osken/simple_switch_13.py

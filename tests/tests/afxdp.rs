@@ -6,12 +6,15 @@
 //! namespace test, lives in a second namespace). Traffic is generated inside the host namespace
 //! with bash's `/dev/udp` (no extra tools needed) and by the port itself.
 
+mod support;
+
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 use strato_datapath::buf::BufPool;
 use strato_datapath::port::afxdp::{AfXdpConfig, AfXdpError, AfXdpPort, XdpMode, XdpModeUsed};
 use strato_datapath::port::{Port, PortKind, BURST};
 use strato_labs::netns::{ip, run_prefix, veth_pair, Netns, RootLink};
+use support::net::{disable_ipv6, has_xdp_prog, link_details, link_mac, rx_packets};
 
 const HOST_IP: [u8; 4] = [10, 77, 0, 1];
 const FAKE_IP: [u8; 4] = [10, 77, 0, 2];
@@ -24,37 +27,6 @@ struct Lab {
     sw: String,
     host_mac: [u8; 6],
     _link: RootLink,
-}
-
-fn parse_mac(s: &str) -> Option<[u8; 6]> {
-    let mut m = [0u8; 6];
-    let mut it = s.split(':');
-    for b in &mut m {
-        *b = u8::from_str_radix(it.next()?, 16).ok()?;
-    }
-    Some(m)
-}
-
-fn link_mac(out: &[u8]) -> [u8; 6] {
-    let s = String::from_utf8_lossy(out);
-    let w = s
-        .split_whitespace()
-        .skip_while(|w| *w != "link/ether")
-        .nth(1)
-        .unwrap_or_else(|| panic!("no link/ether in {s}"));
-    parse_mac(w).unwrap()
-}
-
-fn disable_ipv6(ns: Option<&Netns>, dev: &str) {
-    // Keeps IPv6 router solicitations and MLD reports off the wire, so counts are exact.
-    let path = format!("/proc/sys/net/ipv6/conf/{dev}/disable_ipv6");
-    let r = match ns {
-        Some(ns) => ns
-            .exec("sh", &["-c", &format!("echo 1 > {path}")])
-            .map(|_| ()),
-        None => std::fs::write(&path, "1").map_err(|e| panic!("{path}: {e}")),
-    };
-    r.unwrap();
 }
 
 fn lab(p: &str) -> Lab {
@@ -92,33 +64,26 @@ fn udp_sender(ns: &Netns, n: u32) -> Child {
         .expect("bash")
 }
 
-fn rx_packets(ns: &Netns, dev: &str) -> u64 {
-    let out = ns
-        .exec(
-            "cat",
-            &[&format!("/sys/class/net/{dev}/statistics/rx_packets")],
-        )
-        .unwrap();
-    String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
-}
-
 fn xdp_shown(ns: Option<&Netns>, dev: &str) -> String {
-    let args = ["-d", "link", "show", "dev", dev];
-    let out = match ns {
-        Some(ns) => ns.ip(&args),
-        None => ip(&args),
-    }
+    link_details(ns.map(Netns::name), dev)
+}
+
+/// Lets the host send to 10.77.0.2 (nobody) without ARP: a permanent neighbour entry.
+fn fake_neighbour(l: &Lab) {
+    l.ns.ip(&[
+        "neigh",
+        "replace",
+        "10.77.0.2",
+        "lladdr",
+        "02:00:00:77:00:02",
+        "dev",
+        "eth0",
+        "nud",
+        "permanent",
+    ])
     .unwrap();
-    String::from_utf8_lossy(&out.stdout).to_string()
 }
 
-fn has_xdp_prog(ip_d_link: &str) -> bool {
-    ip_d_link.contains("prog/xdp")
-        || ip_d_link.contains("xdpgeneric")
-        || ip_d_link.contains(" xdp ")
-}
-
-/// An ARP request from `mac` asking for `tpa`.
 fn is_arp_request(f: &[u8], mac: [u8; 6], tpa: [u8; 4]) -> bool {
     f.len() >= 42
         && f[12..14] == [8, 6]
@@ -175,7 +140,7 @@ fn send_one(port: &mut AfXdpPort, pool: &mut BufPool, frame: &[u8]) {
 /// then sends its queued UDP datagram to the learned MAC.
 #[test]
 fn arp_both_ways_on_a_real_veth() {
-    strato_labs::skip_unless_root!("arp_both_ways_on_a_real_veth");
+    support::skip_unless_root!("arp_both_ways_on_a_real_veth");
     let l = lab(&run_prefix());
     let mut port = AfXdpPort::open(&AfXdpConfig::new(&l.sw)).unwrap();
     println!("afxdp port on {} in {} mode", l.sw, port.mode());
@@ -234,21 +199,10 @@ fn arp_both_ways_on_a_real_veth() {
 /// (2) 10k frames each way, then every UMEM frame is accounted for.
 #[test]
 fn accounting_balances_after_10k_each_way() {
-    strato_labs::skip_unless_root!("accounting_balances_after_10k_each_way");
+    support::skip_unless_root!("accounting_balances_after_10k_each_way");
     const N: u32 = 10_000;
     let l = lab(&run_prefix());
-    l.ns.ip(&[
-        "neigh",
-        "replace",
-        "10.77.0.2",
-        "lladdr",
-        "02:00:00:77:00:02",
-        "dev",
-        "eth0",
-        "nud",
-        "permanent",
-    ])
-    .unwrap();
+    fake_neighbour(&l);
     let mut port = AfXdpPort::open(&AfXdpConfig::new(&l.sw)).unwrap();
     assert!(port.balanced(), "{:?}", port.accounting());
     let mut pool = BufPool::new(1024);
@@ -353,7 +307,7 @@ fn accounting_balances_after_10k_each_way() {
 /// (3) Deleting the veth under an open port: a PortError, the port goes down, no panic.
 #[test]
 fn deleted_interface_is_a_port_error() {
-    strato_labs::skip_unless_root!("deleted_interface_is_a_port_error");
+    support::skip_unless_root!("deleted_interface_is_a_port_error");
     let l = lab(&run_prefix());
     let p = AfXdpPort::open(&AfXdpConfig::new(&l.sw)).unwrap();
     let mut port = Port::new(1, l.sw.clone(), PortKind::AfXdp(Box::new(p)));
@@ -411,7 +365,7 @@ fn missing_interface_is_named() {
 /// mode, and a second socket on the same queue is "busy".
 #[test]
 fn program_removed_on_drop_and_busy_queue() {
-    strato_labs::skip_unless_root!("program_removed_on_drop_and_busy_queue");
+    support::skip_unless_root!("program_removed_on_drop_and_busy_queue");
     let l = lab(&run_prefix());
     assert!(!has_xdp_prog(&xdp_shown(None, &l.sw)));
     for (mode, want) in [
@@ -461,7 +415,7 @@ fn program_removed_on_drop_and_busy_queue() {
 /// The switch end inside a namespace: opened (and dropped) from inside it.
 #[test]
 fn port_inside_a_namespace() {
-    strato_labs::skip_unless_root!("port_inside_a_namespace");
+    support::skip_unless_root!("port_inside_a_namespace");
     let p = run_prefix();
     let host = Netns::new(&format!("{p}h")).unwrap();
     let swns = Netns::new(&format!("{p}w")).unwrap();
@@ -513,21 +467,10 @@ fn port_inside_a_namespace() {
 /// namespace writing as fast as bash can, the port receiving on this thread.
 #[test]
 fn rx_throughput_smoke() {
-    strato_labs::skip_unless_root!("rx_throughput_smoke");
+    support::skip_unless_root!("rx_throughput_smoke");
     const N: u32 = 100_000;
     let l = lab(&run_prefix());
-    l.ns.ip(&[
-        "neigh",
-        "replace",
-        "10.77.0.2",
-        "lladdr",
-        "02:00:00:77:00:02",
-        "dev",
-        "eth0",
-        "nud",
-        "permanent",
-    ])
-    .unwrap();
+    fake_neighbour(&l);
     let mut port = AfXdpPort::open(&AfXdpConfig::new(&l.sw)).unwrap();
     let mut pool = BufPool::new(1024);
     let mut out = [0u32; BURST];

@@ -1,6 +1,8 @@
 //! Scenario tests over memory ports: a real controller thread and real worker threads, driven
 //! by frames pushed into port rings and checked on the frames that come out and on counters.
 
+mod support;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use strato_datapath::port::{FrameRing, MemPort, Port, PortKind};
@@ -12,98 +14,8 @@ use strato_flowtable::key::{mac_to_u64, Field};
 use strato_flowtable::pipeline::{Action, OfPort, Pipeline, PortEnv, RuleFilter};
 use strato_flowtable::{DpAction, Match};
 use strato_labs::demo;
-use strato_switch::controller::{start, Running};
-
-const WAIT: Duration = Duration::from_secs(5);
-
-fn mac(i: u8) -> [u8; 6] {
-    [0x02, 0, 0, 0, 0, i]
-}
-
-fn udp(src: u8, dst: u8, sport: u16) -> Vec<u8> {
-    let b = etherparse::PacketBuilder::ethernet2(mac(src), mac(dst))
-        .ipv4([10, 0, 0, src], [10, 0, 0, dst], 64)
-        .udp(sport, 9);
-    let mut v = Vec::new();
-    b.write(&mut v, &[0u8; 18]).unwrap();
-    v
-}
-
-/// A switch with `n` ring ports numbered 1..=n on one worker.
-struct Switch {
-    run: Running,
-    rx: Vec<Arc<FrameRing>>, // index p-1: frames into port p
-    tx: Vec<Arc<FrameRing>>, // index p-1: frames out of port p
-}
-
-impl Switch {
-    fn new(p: Pipeline, n: u32, cfg: WorkerConfig) -> Switch {
-        Switch::with_env(p, n, cfg, |_| {})
-    }
-
-    /// `n` ring ports, plus whatever `more` adds to the port environment (tunnels).
-    fn with_env(p: Pipeline, n: u32, cfg: WorkerConfig, more: impl FnOnce(&mut PortEnv)) -> Switch {
-        let mut env = PortEnv::default();
-        for i in 1..=n {
-            env.add_port(i, true, true);
-        }
-        more(&mut env);
-        let run = start(p, env, vec![cfg]).unwrap();
-        let (mut rx, mut tx) = (Vec::new(), Vec::new());
-        let mut ports = Vec::new();
-        for i in 1..=n {
-            let (r, t) = (FrameRing::new(4096), FrameRing::new(4096));
-            ports.push(Port::new(
-                i,
-                format!("p{i}"),
-                PortKind::Memory(MemPort::rings(r.clone(), t.clone())),
-            ));
-            rx.push(r);
-            tx.push(t);
-        }
-        run.handle
-            .call(move |c| {
-                for p in ports {
-                    c.add_port(0, p);
-                }
-            })
-            .unwrap();
-        run.handle.sync().unwrap();
-        Switch { run, rx, tx }
-    }
-
-    fn inject(&self, port: u32, f: &[u8]) {
-        let t = Instant::now();
-        while self.rx[port as usize - 1].push(f).is_err() {
-            assert!(t.elapsed() < WAIT, "port {port} rx ring stayed full");
-            std::thread::sleep(Duration::from_micros(50));
-        }
-    }
-
-    /// Waits until `n` frames came out of `port` (or times out) and returns them.
-    fn collect(&self, port: u32, n: usize) -> Vec<Vec<u8>> {
-        let mut out = Vec::new();
-        let t = Instant::now();
-        while out.len() < n && t.elapsed() < WAIT {
-            out.extend(self.tx[port as usize - 1].drain());
-            std::thread::sleep(Duration::from_micros(200));
-        }
-        out
-    }
-
-    /// Lets traffic settle, then returns whatever came out of every port.
-    fn settle(&self) -> Vec<Vec<Vec<u8>>> {
-        self.run.handle.sync().unwrap();
-        std::thread::sleep(Duration::from_millis(30));
-        self.run.handle.sync().unwrap();
-        self.tx.iter().map(|t| t.drain()).collect()
-    }
-
-    fn counters(&self) -> strato_datapath::stats::WorkerCounters {
-        self.run.handle.sync().unwrap();
-        self.run.handle.call(|c| c.worker_counters(0)).unwrap()
-    }
-}
+use strato_switch::controller::start;
+use support::mem::{mac, udp, Switch};
 
 fn cfg() -> WorkerConfig {
     WorkerConfig {

@@ -7,12 +7,15 @@
 //! address. Traffic is only ever sent by `ping` inside that namespace, towards addresses of its
 //! own /24 that only the test's responder (behind the port) answers.
 
+mod support;
+
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 use strato_datapath::buf::{BufPool, MAX_FRAME};
 use strato_datapath::port::tap::{TapConfig, TapError, TapPort};
 use strato_datapath::port::{Port, PortKind, BURST};
 use strato_labs::netns::{ip, run_prefix, veth_pair, Netns, RootLink};
+use support::net::{link_mac, rx_packets};
 
 use etherparse::{
     ArpEthIpv4Packet, ArpOperation, EtherType, Icmpv4Type, NetSlice, PacketBuilder, SlicedPacket,
@@ -25,21 +28,6 @@ const PEER_MAC: [u8; 6] = [0x02, 0x53, 0x54, 0x00, 0x00, 0x02];
 
 fn link_exists(name: &str) -> bool {
     ip(&["link", "show", "dev", name]).is_ok()
-}
-
-/// The MAC in `ip link show` output.
-fn link_mac(out: &[u8]) -> [u8; 6] {
-    let s = String::from_utf8_lossy(out);
-    let w = s
-        .split_whitespace()
-        .skip_while(|w| *w != "link/ether")
-        .nth(1)
-        .unwrap_or_else(|| panic!("no link/ether in {s}"));
-    let mut m = [0u8; 6];
-    for (b, h) in m.iter_mut().zip(w.split(':')) {
-        *b = u8::from_str_radix(h, 16).unwrap();
-    }
-    m
 }
 
 /// The `<FLAGS>` of `ip -o link show` output.
@@ -116,7 +104,7 @@ fn arp_of(frame: &[u8]) -> Option<ArpEthIpv4Packet> {
 /// tap's MAC.
 #[test]
 fn tap_receives_arp_from_vm() {
-    strato_labs::skip_unless_root!("tap_receives_arp_from_vm");
+    support::skip_unless_root!("tap_receives_arp_from_vm");
     let p = run_prefix();
     let (tap, _guard) = open_created(&p);
     let name = tap.ifname().to_string();
@@ -213,7 +201,7 @@ fn answer(frame: &[u8]) -> Option<Vec<u8>> {
 /// succeeds through rx_burst and tx.
 #[test]
 fn ping_through_tap_port() {
-    strato_labs::skip_unless_root!("ping_through_tap_port");
+    support::skip_unless_root!("ping_through_tap_port");
     let p = run_prefix();
     let (tap, _guard) = open_created(&p);
     let name = tap.ifname().to_string();
@@ -264,24 +252,14 @@ fn ping_through_tap_port() {
     assert_eq!(port.counters.tx_dropped, 0);
     assert_eq!(pool.free_count(), 256, "every buffer returned");
     // The kernel's view agrees: the VM's NIC received what the port sent.
-    let stats = ns
-        .exec(
-            "cat",
-            &[&format!("/sys/class/net/{name}/statistics/rx_packets")],
-        )
-        .unwrap();
-    let rx: u64 = String::from_utf8_lossy(&stats.stdout)
-        .trim()
-        .parse()
-        .unwrap();
-    assert_eq!(rx, arp_replies + echo_replies);
+    assert_eq!(rx_packets(&ns, &name), arp_replies + echo_replies);
 }
 
 /// (3) Attaching to an existing persistent tap leaves it in place on drop; a created tap is
 /// deleted on drop; a second attach to a held tap is `Busy`.
 #[test]
 fn persistent_attach_and_created_delete() {
-    strato_labs::skip_unless_root!("persistent_attach_and_created_delete");
+    support::skip_unless_root!("persistent_attach_and_created_delete");
     let p = run_prefix();
     let pers = format!("{p}p");
     let _g = RootLink(pers.clone());
@@ -324,7 +302,7 @@ fn persistent_attach_and_created_delete() {
 /// was asked for, a multi-queue tap.
 #[test]
 fn open_errors() {
-    strato_labs::skip_unless_root!("open_errors");
+    support::skip_unless_root!("open_errors");
     let p = run_prefix();
     let long = format!("{p}{}", "x".repeat(16 - p.len()));
     assert_eq!(long.len(), 16);
@@ -392,7 +370,7 @@ fn open_errors() {
 /// deleting the device is reported once, then the port is quiet.
 #[test]
 fn oversize_no_buffer_and_device_gone() {
-    strato_labs::skip_unless_root!("oversize_no_buffer_and_device_gone");
+    support::skip_unless_root!("oversize_no_buffer_and_device_gone");
     let p = run_prefix();
     let (mut tap, _guard) = open_created(&p);
     let name = tap.ifname().to_string();
@@ -480,7 +458,7 @@ fn oversize_no_buffer_and_device_gone() {
 /// A write error that means the device is gone takes the port down through `Port`.
 #[test]
 fn device_gone_takes_port_down() {
-    strato_labs::skip_unless_root!("device_gone_takes_port_down");
+    support::skip_unless_root!("device_gone_takes_port_down");
     let p = run_prefix();
     let (tap, _guard) = open_created(&p);
     let name = tap.ifname().to_string();

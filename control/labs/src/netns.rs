@@ -89,18 +89,6 @@ fn base36(mut v: u32) -> String {
     String::from_utf8(s).unwrap_or_default()
 }
 
-/// Returns from the calling test, saying why, unless running as root (tests that need
-/// namespaces, AF_XDP or taps; CI runs as root, so they never skip there).
-#[macro_export]
-macro_rules! skip_unless_root {
-    ($name:expr) => {
-        if !$crate::netns::is_root() {
-            eprintln!("SKIPPED {}: needs root (CI runs as root)", $name);
-            return;
-        }
-    };
-}
-
 /// An interface made in the current (root) namespace, deleted on drop (a no-op when it is
 /// already gone), so a failing test leaves nothing behind.
 #[derive(Debug)]

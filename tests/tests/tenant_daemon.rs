@@ -26,11 +26,13 @@
 //! and the namespaces deleted on drop, also when an assertion fails (the daemon's log tail is
 //! printed then). `STRATO_TENANT_DAEMON_PORTS=N` changes the number of ports (default 1000).
 
+mod support;
+
 use std::collections::{BTreeMap, HashSet};
 use std::io::{BufRead, BufReader};
 use std::os::fd::{AsRawFd, OwnedFd};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::PathBuf;
+use std::process::Stdio;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -38,6 +40,9 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use etherparse::{NetSlice, SlicedPacket, TransportSlice};
 use serde_json::{json, Value};
 use strato_labs::netns::{self, Netns};
+use support::net::{disable_ipv6, ping_count as ping, rx_packets, sh};
+use support::strato::{api_call, ctl_json, http_agent, Daemon, DaemonConfig};
+use support::TempDir;
 
 const TOKEN: &str = "tenant-daemon-provider";
 const API: &str = "127.0.0.1:9696";
@@ -54,83 +59,19 @@ const VXLAN_PORT: u16 = 4789;
 /// One create: (index, status and body or transport error, latency).
 type Created = (usize, Result<(u16, Value), String>, Duration);
 
-/// The daemon, stopped by SIGTERM on drop.
-struct Daemon {
-    child: Child,
-}
-
-impl Daemon {
-    /// Starts `strato run --config CONFIG` inside `ns`, appending its output to `log`.
-    fn start(ns: &Netns, config: &Path, log: &Path) -> Daemon {
-        let f = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(log)
-            .expect("daemon log");
-        let f2 = f.try_clone().expect("daemon log");
-        // `ip netns exec` execs the command: the child is strato itself.
-        let child = ns
-            .command(env!("CARGO_BIN_EXE_strato"))
-            .arg("run")
-            .arg("--config")
-            .arg(config)
-            .stdin(Stdio::null())
-            .stdout(f)
-            .stderr(f2)
-            .spawn()
-            .expect("start strato run");
-        Daemon { child }
-    }
-
-    /// SIGTERM, then waits for the exit; returns how long that took.
-    fn stop(mut self) -> Duration {
-        let t = Instant::now();
-        self.terminate();
-        t.elapsed()
-    }
-
-    fn terminate(&mut self) {
-        if let Ok(Some(_)) = self.child.try_wait() {
-            return;
-        }
-        // SAFETY: kill(2) on our own child's pid, which has not been reaped yet.
-        unsafe {
-            libc::kill(self.child.id() as i32, libc::SIGTERM);
-        }
-        let t = Instant::now();
-        while t.elapsed() < Duration::from_secs(15) {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        eprintln!("strato run did not stop within 15 s of SIGTERM: killing it");
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        self.terminate();
-    }
-}
-
-/// The lab. Field order is drop order: the daemon stops before its namespace goes.
+/// The lab. Field order is drop order: the daemon stops before its namespace goes, and the
+/// directory (config, state, the daemon's log) goes last, kept when the test failed.
 struct Lab {
     daemon: Option<Daemon>,
     vm1: Netns,
     vm2: Netns,
     hv1: Netns,
     fab: Netns,
-    dir: PathBuf,
+    config: PathBuf,
+    dir: TempDir,
 }
 
 impl Lab {
-    fn config(&self) -> PathBuf {
-        self.dir.join("strato.toml")
-    }
-
     fn log(&self) -> PathBuf {
         self.dir.join("strato.log")
     }
@@ -141,25 +82,16 @@ impl Lab {
 
     fn start_daemon(&mut self) {
         assert!(self.daemon.is_none(), "daemon already running");
-        self.daemon = Some(Daemon::start(&self.hv1, &self.config(), &self.log()));
+        self.daemon = Some(Daemon::start(
+            &self.config,
+            Some(&self.hv1),
+            Some(&self.log()),
+        ));
     }
 
     /// `strato ctl --socket S --json ARGS`.
     fn ctl(&self, args: &[&str]) -> Value {
-        let out = Command::new(env!("CARGO_BIN_EXE_strato"))
-            .arg("ctl")
-            .arg("--socket")
-            .arg(self.socket())
-            .arg("--json")
-            .args(args)
-            .output()
-            .expect("run strato ctl");
-        assert!(
-            out.status.success(),
-            "strato ctl {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        serde_json::from_slice(&out.stdout).expect("ctl JSON")
+        ctl_json(self.socket(), args)
     }
 
     /// Packets counted by the tenant rules of kind `kind` (cookie bits 43..40).
@@ -181,43 +113,32 @@ impl Lab {
     /// workers' megaflow counters periodically, so they trail the traffic), or its value
     /// after `limit`.
     fn wait_kind_packets(&self, kind: u64, at_least: u64, limit: Duration) -> u64 {
-        let t = Instant::now();
-        loop {
-            let n = self.kind_packets(kind);
-            if n >= at_least || t.elapsed() >= limit {
-                return n;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        support::retry(
+            limit,
+            Duration::from_millis(100),
+            || self.kind_packets(kind),
+            |&n| n >= at_least,
+        )
     }
 
     /// The agent's counters (`strato ctl show`).
     fn agent_stats(&self) -> Value {
         self.ctl(&["show"])["tenant"]["stats"].clone()
     }
-
-    /// Lines of the daemon's log (for the report when something fails).
-    fn log_tail(&self, n: usize) -> String {
-        let text = std::fs::read_to_string(self.log()).unwrap_or_default();
-        let lines: Vec<&str> = text.lines().collect();
-        lines[lines.len().saturating_sub(n)..].join("\n")
-    }
 }
 
 impl Drop for Lab {
     fn drop(&mut self) {
         if std::thread::panicking() {
+            let log = std::fs::read_to_string(self.log()).unwrap_or_default();
             eprintln!(
                 "---- strato run log ({}), last lines ----\n{}",
                 self.log().display(),
-                self.log_tail(80)
+                support::tail(&log, 80)
             );
         }
         if let Some(d) = self.daemon.take() {
             d.stop();
-        }
-        if !std::thread::panicking() {
-            let _ = std::fs::remove_dir_all(&self.dir);
         }
     }
 }
@@ -227,14 +148,6 @@ fn in_ns<T: Send>(ns: &str, f: impl FnOnce() -> T + Send) -> T {
     strato_labs::netns::in_netns(ns, f).unwrap_or_else(|e| panic!("entering {ns}: {e}"))
 }
 
-fn agent() -> ureq::Agent {
-    ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .timeout_global(Some(Duration::from_secs(30)))
-        .build()
-        .into()
-}
-
 /// One API call (from a thread inside hv1's namespace).
 fn call(
     agent: &ureq::Agent,
@@ -242,46 +155,27 @@ fn call(
     path: &str,
     body: Option<&Value>,
 ) -> Result<(u16, Value), String> {
-    let b = ureq::http::Request::builder()
-        .method(method)
-        .uri(format!("http://{API}{path}"))
-        .header("X-Auth-Token", TOKEN);
-    let resp = match body {
-        Some(v) => agent.run(
-            b.header("Content-Type", "application/json")
-                .body(v.to_string())
-                .map_err(|e| e.to_string())?,
-        ),
-        None => agent.run(b.body(()).map_err(|e| e.to_string())?),
-    };
-    let mut resp = resp.map_err(|e| format!("{method} {path}: {e}"))?;
-    let status = resp.status().as_u16();
-    let text = resp
-        .body_mut()
-        .read_to_string()
-        .map_err(|e| e.to_string())?;
-    Ok((status, serde_json::from_str(&text).unwrap_or(Value::Null)))
+    api_call(agent, TOKEN, method, &format!("http://{API}{path}"), body)
 }
 
 /// One API call from the test's own thread.
 fn api(lab: &Lab, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
     let r = in_ns(lab.hv1.name(), || {
-        call(&agent(), method, path, body.as_ref())
+        call(&http_agent(), method, path, body.as_ref())
     });
     r.unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// Waits until the API answers; returns how long that took.
 fn wait_api(lab: &Lab) -> Duration {
-    let t = Instant::now();
     in_ns(lab.hv1.name(), || {
-        let a = agent();
-        while call(&a, "GET", "/v2.0/networks", None).is_err() {
-            assert!(t.elapsed() < Duration::from_secs(30), "API never came up");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    });
-    t.elapsed()
+        support::strato::wait_api(
+            &http_agent(),
+            TOKEN,
+            &format!("http://{API}"),
+            Duration::from_secs(30),
+        )
+    })
 }
 
 /// A port's (MAC, first fixed IP).
@@ -308,52 +202,14 @@ fn list_ports(lab: &Lab, net: &str) -> BTreeMap<String, (String, String)> {
         .collect()
 }
 
-/// `ns`: runs a command, returning (success, stdout + stderr).
-fn sh(ns: &Netns, cmd: &str, args: &[&str]) -> (bool, String) {
-    let o = ns.command(cmd).args(args).output().expect("run command");
-    let mut s = String::from_utf8_lossy(&o.stdout).into_owned();
-    s.push_str(&String::from_utf8_lossy(&o.stderr));
-    (o.status.success(), s)
-}
-
-/// `ping -c COUNT -W 1 [-I SRC] DST` inside `ns`: replies received.
-fn ping(ns: &Netns, dst: &str, count: u32, src: Option<&str>) -> (u32, String) {
-    let c = count.to_string();
-    let mut args = vec!["-n", "-c", &c, "-i", "0.2", "-W", "1"];
-    if let Some(s) = src {
-        args.extend(["-I", s]);
-    }
-    args.push(dst);
-    let (_, out) = sh(ns, "ping", &args);
-    let n = out
-        .lines()
-        .find_map(|l| {
-            let i = l.find(" received")?;
-            l[..i].rsplit(", ").next()?.trim().parse().ok()
-        })
-        .unwrap_or(0);
-    (n, out)
-}
-
 /// Pings until one reply (at most `limit`); returns the time it took, or None.
 fn ping_until(ns: &Netns, dst: &str, limit: Duration) -> Option<Duration> {
     let t = Instant::now();
-    while t.elapsed() < limit {
-        // One echo request with a 200 ms wait: the time found is good to about that.
-        let (ok, _) = sh(ns, "ping", &["-n", "-c", "1", "-W", "0.2", dst]);
-        if ok {
-            return Some(t.elapsed());
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    None
-}
-
-fn rx_packets(ns: &Netns, dev: &str) -> u64 {
-    let p = format!("/sys/class/net/{dev}/statistics/rx_packets");
-    let (ok, out) = sh(ns, "cat", &[&p]);
-    assert!(ok, "{out}");
-    out.trim().parse().expect("rx_packets")
+    // One echo request with a 200 ms wait: the time found is good to about that.
+    let ok = support::wait_for(limit, Duration::from_millis(20), || {
+        sh(ns, "ping", &["-n", "-c", "1", "-W", "0.2", dst]).0
+    });
+    ok.then(|| t.elapsed())
 }
 
 /// An AF_PACKET socket on `ifname` inside `ns`.
@@ -445,51 +301,41 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 }
 
 fn build_lab(prefix: &str) -> Lab {
-    let dir = std::env::temp_dir().join(format!("strato-tenant-daemon-{prefix}"));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(dir.join("state")).expect("temp dir");
-    let quiet = |ns: &Netns| {
-        // No IPv6 chatter (router solicitations, DAD) on interfaces made from here on.
-        for k in [
-            "net.ipv6.conf.all.disable_ipv6=1",
-            "net.ipv6.conf.default.disable_ipv6=1",
-        ] {
-            ns.exec("sysctl", &["-qw", k]).expect("sysctl");
-        }
-    };
+    let dir = TempDir::new(&format!("tenant-daemon-{prefix}")).keep_on_panic();
+    std::fs::create_dir_all(dir.join("state")).expect("state dir");
     let hv1 = Netns::new(&format!("{prefix}-hv1")).expect("hv1");
     let fab = Netns::new(&format!("{prefix}-fab")).expect("fabric");
     let vm1 = Netns::new(&format!("{prefix}-vm1")).expect("vm1");
     let vm2 = Netns::new(&format!("{prefix}-vm2")).expect("vm2");
     for ns in [&hv1, &fab, &vm1, &vm2] {
-        quiet(ns);
+        // No IPv6 chatter (router solicitations, DAD) on interfaces made from here on.
+        disable_ipv6(Some(ns), "all");
+        disable_ipv6(Some(ns), "default");
     }
     netns::veth_pair("ul0", Some(&hv1), "ulf", Some(&fab)).expect("underlay veth");
     fab.ip(&["addr", "add", &format!("{VTEP2}/24"), "dev", "ulf"])
         .expect("fabric address");
     netns::veth_pair("vm1h", Some(&hv1), "eth0", Some(&vm1)).expect("vm1 veth");
     netns::veth_pair("vm2h", Some(&hv1), "eth0", Some(&vm2)).expect("vm2 veth");
-    let d = dir.display();
-    std::fs::write(
-        dir.join("strato.toml"),
-        format!(
-            "[daemon]\ncontrol_socket = \"{d}/strato.sock\"\nstate_dir = \"{d}/state\"\n\
-             log_level = \"info\"\n\
-             [bridge]\nfail_mode = \"secure\"\n\
-             [tenant]\nhost = \"hv1\"\nunderlay = \"ul0\"\n\
-             [api]\nlisten = \"{API}\"\n\
-             [[api.token]]\ntoken = \"{TOKEN}\"\nrole = \"provider\"\n\
+    let config = DaemonConfig {
+        dir: dir.path(),
+        log_level: Some("info"),
+        api_listen: API,
+        provider_token: TOKEN,
+        more: &format!(
+            "[tenant]\nhost = \"hv1\"\nunderlay = \"ul0\"\n\
              [[api.host]]\nname = \"hv1\"\nvtep_ip = \"{VTEP1}\"\n\
              [[api.host]]\nname = \"hv2\"\nvtep_ip = \"{VTEP2}\"\n"
         ),
-    )
-    .expect("config");
+    }
+    .write();
     Lab {
         daemon: None,
         vm1,
         vm2,
         hv1,
         fab,
+        config,
         dir,
     }
 }
@@ -517,7 +363,7 @@ fn port_body(net: &str, i: usize) -> Value {
 
 #[test]
 fn tenant_daemon_scale_restart_spoofing_suppression_and_delete() {
-    strato_labs::skip_unless_root!("tenant_daemon_scale_restart_spoofing_suppression_and_delete");
+    support::skip_unless_root!("tenant_daemon_scale_restart_spoofing_suppression_and_delete");
     let nports: usize = std::env::var("STRATO_TENANT_DAEMON_PORTS")
         .ok()
         .and_then(|v| v.parse().ok())
@@ -556,7 +402,7 @@ fn tenant_daemon_scale_restart_spoofing_suppression_and_delete() {
                 let (net, ns) = (&net, lab.hv1.name());
                 s.spawn(move || {
                     in_ns(ns, || {
-                        let a = agent();
+                        let a = http_agent();
                         (k..nports)
                             .step_by(THREADS)
                             .map(|i| {

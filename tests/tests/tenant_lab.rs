@@ -12,15 +12,14 @@
 //!   further host exchanges pings with a strato VM in both directions, and its rx counters show
 //!   the frames really arrived as VXLAN.
 
+mod support;
+
 use std::net::Ipv4Addr;
 use std::time::Duration;
 use strato_labs::demo::{tenant_lab, TENANT_VMS};
 use strato_labs::hvlab::{self, Attach, HvLab, LabConfig};
 use strato_labs::netns;
-
-fn exe() -> &'static str {
-    env!("CARGO_BIN_EXE_strato")
-}
+use support::strato::STRATO;
 
 fn tails(lab: &HvLab) -> String {
     lab.log_tails(25)
@@ -36,8 +35,8 @@ fn add_vm(lab: &mut HvLab, vm: &str, host: &str, attach: Attach, id: &str) {
 
 #[test]
 fn lab_comes_up_and_tears_down() {
-    strato_labs::skip_unless_root!("lab_comes_up_and_tears_down");
-    let mut cfg = LabConfig::new(exe(), 2, 1);
+    support::skip_unless_root!("lab_comes_up_and_tears_down");
+    let mut cfg = LabConfig::new(STRATO, 2, 1);
     cfg.tenants = vec!["red".into()];
     let prefix;
     {
@@ -91,16 +90,12 @@ fn lab_comes_up_and_tears_down() {
             // strato shows the port on the host's bridge once its agent has attached it (the
             // binding reaches hv2 through the feed, then the attach thread opens it).
             let want = format!("{}-{vm}", attach.kind());
-            let t = std::time::Instant::now();
-            let show = loop {
-                let show = lab.stats(host).unwrap();
-                if show.ports.iter().any(|p| p.name == want)
-                    || t.elapsed() > std::time::Duration::from_secs(10)
-                {
-                    break show;
-                }
-                std::thread::sleep(std::time::Duration::from_millis(50));
-            };
+            let show = support::retry(
+                Duration::from_secs(10),
+                Duration::from_millis(50),
+                || lab.stats(host).unwrap(),
+                |show| show.ports.iter().any(|p| p.name == want),
+            );
             assert!(
                 show.ports.iter().any(|p| p.name == want),
                 "{host} has no port for VM {vm}: {:?}\n{}",
@@ -119,9 +114,9 @@ fn lab_comes_up_and_tears_down() {
 
 #[test]
 fn tenants_get_dhcp_and_stay_isolated_across_hosts() {
-    strato_labs::skip_unless_root!("tenants_get_dhcp_and_stay_isolated_across_hosts");
+    support::skip_unless_root!("tenants_get_dhcp_and_stay_isolated_across_hosts");
     let (lab, _nets) =
-        tenant_lab(exe().as_ref(), 0, false).unwrap_or_else(|e| panic!("tenant lab: {e}"));
+        tenant_lab(STRATO.as_ref(), 0, false).unwrap_or_else(|e| panic!("tenant lab: {e}"));
     let mut addr = std::collections::BTreeMap::new();
     for vm in TENANT_VMS {
         let want = lab
@@ -192,8 +187,8 @@ fn tenants_get_dhcp_and_stay_isolated_across_hosts() {
 
 #[test]
 fn kernel_vxlan_peer_talks_to_a_strato_vm() {
-    strato_labs::skip_unless_root!("kernel_vxlan_peer_talks_to_a_strato_vm");
-    let mut cfg = LabConfig::new(exe(), 2, 1);
+    support::skip_unless_root!("kernel_vxlan_peer_talks_to_a_strato_vm");
+    let mut cfg = LabConfig::new(STRATO, 2, 1);
     cfg.tenants = vec!["red".into()];
     let mut lab = HvLab::build(&cfg).unwrap_or_else(|e| panic!("lab: {e}"));
     let net = lab.create_network("red", "red-net").unwrap();

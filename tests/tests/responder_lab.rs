@@ -15,13 +15,14 @@
 //!
 //! Namespaces (and so the veths) are deleted on drop, also when an assertion fails.
 //! `STRATO_RESPONDER_CAPTURE=DIR` writes the first DHCP DISCOVER seen to
-//! `DIR/udhcpc_discover.bin` (how `control/src/responder/dhcp/testdata/` was made).
+//! `DIR/udhcpc_discover.bin` (how `control/overlay/src/responder/dhcp/testdata/` was made).
+
+mod support;
 
 use std::collections::BTreeMap;
 use std::net::{Ipv4Addr, Ipv6Addr};
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -31,6 +32,8 @@ use etherparse::{Icmpv4Type, Icmpv6Type, NetSlice, PacketBuilder, SlicedPacket, 
 use strato_labs::netns::{self, Netns};
 use strato_overlay::responder::dhcp::{DhcpConfig, DhcpOutcome, DhcpServer, HostRoute};
 use strato_overlay::responder::{arp, nd, Mac};
+use support::net::{disable_ipv6, format_mac, sh as out};
+use support::TempDir;
 
 const CLIENT_MAC: Mac = [0x02, 0x5e, 0x00, 0x00, 0x00, 0x10];
 const SERVER_MAC: Mac = [0x02, 0x5e, 0x00, 0x00, 0x00, 0x02];
@@ -240,13 +243,8 @@ impl Responder {
     /// Waits up to 3 s for counter `k` to reach 1 (frames a client sent just before it exited
     /// may still be on their way), then returns it.
     fn wait_count(&self, k: &str) -> u64 {
-        for _ in 0..60 {
-            if self.count(k) > 0 {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        self.count(k)
+        let every = Duration::from_millis(50);
+        support::retry(Duration::from_secs(3), every, || self.count(k), |&n| n > 0)
     }
 }
 
@@ -257,28 +255,6 @@ impl Drop for Responder {
             let _ = t.join();
         }
     }
-}
-
-fn out(ns: &Netns, cmd: &str, args: &[&str]) -> (bool, String) {
-    let o = ns
-        .command(cmd)
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| panic!("run {cmd}: {e}"));
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    );
-    (o.status.success(), text)
-}
-
-fn have(cmd: &str) -> bool {
-    Command::new("sh")
-        .args(["-c", &format!("command -v {cmd}")])
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false)
 }
 
 /// udhcpc's event script: records each event's environment and applies bound/renew the way a
@@ -310,15 +286,6 @@ esac
 exit 0
 "#;
 
-/// A temporary directory, removed on drop.
-struct TempDir(PathBuf);
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
 fn env_of(dir: &Path, event: &str) -> BTreeMap<String, String> {
     std::fs::read_to_string(dir.join(format!("env.{event}")))
         .unwrap_or_default()
@@ -330,15 +297,16 @@ fn env_of(dir: &Path, event: &str) -> BTreeMap<String, String> {
 
 #[test]
 fn real_clients_resolve_and_configure_through_the_responders() {
-    strato_labs::skip_unless_root!("real_clients_resolve_and_configure_through_the_responders");
-    let udhcpc: Vec<&str> = if have("udhcpc") {
+    let test = "real_clients_resolve_and_configure_through_the_responders";
+    support::skip_unless_root!(test);
+    let udhcpc: Vec<&str> = if support::have("udhcpc") {
         vec!["udhcpc"]
-    } else if have("busybox") {
+    } else if support::have("busybox") {
         vec!["busybox", "udhcpc"]
     } else {
-        eprintln!(
-            "SKIPPED responder lab: no udhcpc (apt-get install udhcpc, or busybox); \
-             scripts/bootstrap.sh installs it"
+        support::skipped(
+            test,
+            "no udhcpc (apt-get install udhcpc, or busybox); scripts/bootstrap.sh installs it",
         );
         return;
     };
@@ -347,26 +315,19 @@ fn real_clients_resolve_and_configure_through_the_responders() {
     let client = Netns::new(&format!("{p}rc")).expect("client namespace");
     netns::veth_pair("eth0", Some(&server_ns), "eth0", Some(&client)).expect("veth pair");
     // The server end: no addresses and no IPv6, so its kernel never answers anything itself.
-    server_ns
-        .exec("sysctl", &["-qw", "net.ipv6.conf.eth0.disable_ipv6=1"])
-        .expect("sysctl");
+    disable_ipv6(Some(&server_ns), "eth0");
     server_ns
         .ip(&["link", "set", "eth0", "promisc", "on"])
         .unwrap();
-    let mac = CLIENT_MAC
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect::<Vec<_>>()
-        .join(":");
+    let mac = format_mac(CLIENT_MAC);
     client.ip(&["link", "set", "eth0", "down"]).unwrap();
     client
         .ip(&["link", "set", "eth0", "address", &mac])
         .unwrap();
     client.ip(&["link", "set", "eth0", "up"]).unwrap();
 
-    let dir = TempDir(std::env::temp_dir().join(format!("strato-responder-lab-{p}")));
-    std::fs::create_dir_all(&dir.0).unwrap();
-    let script = dir.0.join("script.sh");
+    let dir = TempDir::new(&format!("responder-lab-{p}"));
+    let script = dir.join("script.sh");
     std::fs::write(&script, SCRIPT).unwrap();
     std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
     let capture = std::env::var_os("STRATO_RESPONDER_CAPTURE").map(PathBuf::from);
@@ -384,10 +345,10 @@ fn real_clients_resolve_and_configure_through_the_responders() {
             args.push("-q");
         }
         args.extend_from_slice(extra);
-        let _ = std::fs::remove_file(dir.0.join("env.bound"));
+        let _ = std::fs::remove_file(dir.join("env.bound"));
         let mut child = client
             .command(udhcpc[0])
-            .env("RESP_LAB_DIR", &dir.0)
+            .env("RESP_LAB_DIR", dir.path())
             .args(&args)
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped())
@@ -395,20 +356,18 @@ fn real_clients_resolve_and_configure_through_the_responders() {
             .expect("run udhcpc");
         // A client that never settles (say it declines every offer) fails the test after
         // 30 s instead of hanging it.
-        let mut timed_out = true;
-        for _ in 0..600 {
-            if stay && dir.0.join("env.bound").exists() {
-                // `ip netns exec` execs the command, so the child is udhcpc itself.
-                // SAFETY: kill(2) on our own child's pid, which has not been waited for yet.
-                unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
-                timed_out = false;
-                break;
+        let settled = support::wait_for(Duration::from_secs(30), Duration::from_millis(50), || {
+            if stay {
+                dir.join("env.bound").exists()
+            } else {
+                child.try_wait().ok().flatten().is_some()
             }
-            if !stay && child.try_wait().ok().flatten().is_some() {
-                timed_out = false;
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(50));
+        });
+        let timed_out = !settled;
+        if settled && stay {
+            // `ip netns exec` execs the command, so the child is udhcpc itself (not yet
+            // waited for, so the pid is still its own).
+            support::signal(child.id(), libc::SIGTERM);
         }
         if timed_out {
             let _ = child.kill();
@@ -424,7 +383,7 @@ fn real_clients_resolve_and_configure_through_the_responders() {
             "udhcpc {extra:?} did not finish in 30 s:\n{text}"
         );
         assert!(
-            dir.0.join("env.bound").exists(),
+            dir.join("env.bound").exists(),
             "udhcpc {extra:?} got no lease:\n{text}"
         );
         assert!(
@@ -466,7 +425,7 @@ fn real_clients_resolve_and_configure_through_the_responders() {
     );
     let (_, link) = out(&client, "ip", &["-o", "link", "show", "dev", "eth0"]);
     assert!(link.contains("mtu 1450"), "ip link:\n{link}");
-    let env = env_of(&dir.0, "bound");
+    let env = env_of(dir.path(), "bound");
     assert_eq!(
         env.get("ip").map(String::as_str),
         Some("10.77.0.10"),

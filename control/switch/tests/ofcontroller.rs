@@ -2,11 +2,11 @@
 //! test plays the controller over a real socket. Packet-in from real traffic on memory ports,
 //! packet-out, roles and generation ids, keepalive to a dead peer with reconnect, a barrier
 //! that orders rule changes before traffic, fail mode standalone handing over to the
-//! controller, and OpenFlow 1.0 / punix with the real `ovs-ofctl`.
+//! controller. (OpenFlow 1.0 and punix with the real `ovs-ofctl` are end-to-end tests:
+//! tests/tests/ofctl_channel.rs.)
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use strato_datapath::port::{FrameRing, MemPort, Port, PortKind};
@@ -480,105 +480,6 @@ fn standalone_learns_until_a_controller_connects() {
         );
         std::thread::sleep(Duration::from_millis(10));
     }
-    sw.run.stop();
-}
-
-fn have_ofctl() -> bool {
-    Command::new("ovs-ofctl").arg("--version").output().is_ok()
-}
-
-fn ofctl(version: &str, target: &str, args: &[&str]) -> (bool, String) {
-    let mut full = vec!["-O", version, "--no-names", "-t", "10", args[0], target];
-    full.extend_from_slice(&args[1..]);
-    let o = Command::new("ovs-ofctl").args(&full).output().unwrap();
-    (
-        o.status.success(),
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&o.stdout),
-            String::from_utf8_lossy(&o.stderr)
-        ),
-    )
-}
-
-#[test]
-fn openflow10_and_punix_with_ovs_ofctl() {
-    if !have_ofctl() {
-        println!("SKIPPED openflow10_and_punix_with_ovs_ofctl: install openvswitch-common (scripts/bootstrap.sh does)");
-        return;
-    }
-    let sw = Switch::new(3, OfConfig::default());
-    let dir = std::env::temp_dir().join(format!("strato-of-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let sock = dir.join("br0.mgmt");
-    let ch =
-        ofchannel::listen(&format!("punix:{}", sock.display()), sw.run.handle.clone()).unwrap();
-    let target = format!("unix:{}", sock.display());
-
-    let (ok, out) = ofctl("OpenFlow10", &target, &["show"]);
-    assert!(ok, "{out}");
-    assert!(out.contains("OFPT_FEATURES_REPLY (xid="), "{out}");
-    assert!(out.contains(" 1(p1): addr:"), "{out}");
-    let (ok, out) = ofctl(
-        "OpenFlow10",
-        &target,
-        &[
-            "add-flow",
-            "priority=7,in_port=1,dl_type=0x0800,nw_dst=10.0.0.0/24,actions=output:2",
-        ],
-    );
-    assert!(ok, "{out}");
-    let f = udp(1, 2);
-    for _ in 0..3 {
-        sw.inject(1, &f);
-    }
-    assert_eq!(sw.collect(2, 3).len(), 3);
-    // Counters move (credited on the next stats tick).
-    let t = Instant::now();
-    loop {
-        let (ok, out) = ofctl("OpenFlow10", &target, &["dump-flows"]);
-        assert!(ok, "{out}");
-        assert!(out.contains("OFPST_FLOW reply (xid="), "{out}");
-        assert!(
-            out.contains("priority=7,ip,in_port=1,nw_dst=10.0.0.0/24 actions=output:2"),
-            "{out}"
-        );
-        if out.contains("n_packets=3,") {
-            break;
-        }
-        assert!(t.elapsed() < WAIT, "counters never moved: {out}");
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    let (ok, out) = ofctl(
-        "OpenFlow10",
-        &target,
-        &[
-            "mod-flows",
-            "in_port=1,ip,nw_dst=10.0.0.0/24,actions=output:3",
-        ],
-    );
-    assert!(ok, "{out}");
-    sw.inject(1, &f);
-    assert_eq!(sw.collect(3, 1).len(), 1);
-    let (ok, out) = ofctl("OpenFlow10", &target, &["dump-ports"]);
-    assert!(ok, "{out}");
-    assert!(out.contains("OFPST_PORT reply"), "{out}");
-    let (ok, out) = ofctl("OpenFlow10", &target, &["dump-tables"]);
-    assert!(ok, "{out}");
-    assert!(out.contains("OFPST_TABLE reply"), "{out}");
-    let (ok, out) = ofctl("OpenFlow10", &target, &["del-flows"]);
-    assert!(ok, "{out}");
-    assert_eq!(sw.run.handle.call(|c| c.pipeline().len()).unwrap(), 0);
-    // Unsupported 1.0 actions are refused with a 1.0 error.
-    let (ok, out) = ofctl("OpenFlow10", &target, &["add-flow", "actions=enqueue:1:1"]);
-    assert!(!ok, "{out}");
-    assert!(out.contains("OFPBAC_BAD_TYPE"), "{out}");
-    drop(ch);
-    assert!(
-        !sock.exists(),
-        "the socket file is removed with the listener"
-    );
-    let _ = std::fs::remove_dir_all(&dir);
     sw.run.stop();
 }
 

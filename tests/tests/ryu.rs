@@ -29,16 +29,21 @@
 //! The lab, the controllers and the capture are stopped by Drop guards, also on panic; the two
 //! tests are serialised.
 
+mod support;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use strato_labs::lab::Topology;
-use strato_labs::netns::{self, Netns};
+use support::checks::Checks;
+use support::net::{format_mac, ping_once};
+use support::ovs::{flow_entries, num_after, OvsHost, OvsSwitch};
+use support::strato::{lab_name, StratoLab};
+use support::tshark::Capture;
+use support::{text, Proc, TempDir};
 
-const STRATO: &str = env!("CARGO_BIN_EXE_strato");
-const VENV: &str = "/var/cache/strato/osken-venv";
 const APP: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
     "/../labs/osken/simple_switch_13.py"
@@ -55,252 +60,37 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 
 static SERIAL: Mutex<()> = Mutex::new(());
 
-fn text(o: &Output) -> String {
-    format!(
-        "status {}\n--- stdout ---\n{}--- stderr ---\n{}",
-        o.status,
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
+/// Root, ovs-ofctl, tshark and the os-ken venv: its `osken-manager`, or what is missing.
+fn need_peers() -> Result<PathBuf, String> {
+    support::root()?;
+    support::tool("ovs-ofctl", "openvswitch-common")?;
+    support::tshark::need_tshark()?;
+    support::venv("osken-venv", "osken-manager")
 }
 
-fn skip(name: &str) -> bool {
-    if !netns::is_root() {
-        eprintln!("SKIPPED {name}: needs root (namespaces, AF_XDP, capture); CI runs as root");
-        return true;
-    }
-    if !Path::new(VENV).join("bin/osken-manager").is_file() {
-        eprintln!("SKIPPED {name}: no os-ken venv at {VENV}; run scripts/bootstrap.sh");
-        return true;
-    }
-    for (tool, pkg) in [("ovs-ofctl", "openvswitch-common"), ("tshark", "tshark")] {
-        let ok = Command::new(tool)
-            .arg("--version")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .is_ok();
-        if !ok {
-            eprintln!(
-                "SKIPPED {name}: `{tool}` missing; install {pkg} (scripts/bootstrap.sh does)"
-            );
-            return true;
-        }
-    }
-    false
-}
-
-fn kill(pid: u32, sig: &str) {
-    let _ = Command::new("kill")
-        .args([sig, &pid.to_string()])
-        .stderr(Stdio::null())
-        .status();
-}
-
-/// A child started through `ip netns exec` (which execs it): SIGTERM, SIGKILL after 3 s.
-struct Proc {
-    child: Child,
-}
-
-impl Proc {
-    fn stop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            kill(self.child.id(), "-TERM");
-            let t = Instant::now();
-            while let Ok(None) = self.child.try_wait() {
-                if t.elapsed() > Duration::from_secs(3) {
-                    let _ = self.child.kill();
-                    break;
-                }
-                std::thread::sleep(Duration::from_millis(20));
-            }
-        }
-        let _ = self.child.wait();
-    }
-
-    fn running(&mut self) -> bool {
-        matches!(self.child.try_wait(), Ok(None))
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
-
-fn wait_for(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
-    let t = Instant::now();
-    loop {
-        if f() {
-            return true;
-        }
-        if t.elapsed() > timeout {
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
-/// A temporary directory, removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new() -> TempDir {
-        let d = std::env::temp_dir().join(format!("strato-ryu-{}", netns::run_prefix()));
-        let _ = std::fs::remove_dir_all(&d);
-        std::fs::create_dir_all(&d).unwrap();
-        TempDir(d)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
+/// Waits up to `limit`, polling every 100 ms.
+fn wait_for(limit: Duration, f: impl FnMut() -> bool) -> bool {
+    support::wait_for(limit, Duration::from_millis(100), f)
 }
 
 // ---- the lab ----
 
-/// The lab of labs/ryu3.toml under a per-run name; `strato lab down` on drop (which also ends
-/// any process left in its namespaces). Or, with `STRATO_TEST_SWITCH=ovs`, the same namespaces
-/// around Open vSwitch.
+/// The lab of labs/ryu3.toml under a per-run name, guarded by `strato lab down`. Or, with
+/// `STRATO_TEST_SWITCH=ovs`, the same namespaces around Open vSwitch.
 struct Lab {
-    file: PathBuf,
     topo: Topology,
-    ovs: Option<OvsSwitch>,
+    switch: Switch,
 }
 
-/// Open vSwitch's userspace datapath in the lab's namespaces: daemons stopped, then the
-/// namespaces deleted, on drop.
-struct OvsSwitch {
-    dir: PathBuf,
-    _hosts: Vec<Netns>,
-    _sw: Netns,
-}
-
-impl Drop for OvsSwitch {
-    fn drop(&mut self) {
-        for f in ["vswitchd.pid", "ovsdb.pid"] {
-            if let Ok(p) = std::fs::read_to_string(self.dir.join(f)) {
-                if let Ok(p) = p.trim().parse::<u32>() {
-                    kill(p, "-TERM");
-                    let gone = wait_for(Duration::from_secs(3), || {
-                        std::fs::read_to_string(format!("/proc/{p}/stat"))
-                            .map_or(true, |s| s.contains(") Z"))
-                    });
-                    if !gone {
-                        kill(p, "-KILL");
-                    }
-                }
-            }
-        }
-    }
-}
-
-fn ovs_switch(topo: &Topology, dir: &Path, controllers: &[u16]) -> OvsSwitch {
-    let dir = dir.join("ovs");
-    std::fs::create_dir_all(&dir).unwrap();
-    let sw = Netns::new(&topo.switch_ns()).expect("switch namespace");
-    let mut hosts = Vec::new();
-    for h in &topo.hosts {
-        let ns = Netns::new(&topo.host_ns(&h.name)).expect("host namespace");
-        netns::veth_pair("eth0", Some(&ns), &topo.host_ns(&h.name), Some(&sw)).expect("veth");
-        ns.ip(&["link", "set", "dev", "eth0", "down"]).unwrap();
-        if let Some(m) = h.mac {
-            let mac = format!(
-                "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
-                m[0], m[1], m[2], m[3], m[4], m[5]
-            );
-            ns.ip(&["link", "set", "dev", "eth0", "address", &mac])
-                .unwrap();
-        }
-        ns.ip(&["addr", "add", &h.cidr(), "dev", "eth0"]).unwrap();
-        ns.ip(&["link", "set", "dev", "eth0", "up"]).unwrap();
-        hosts.push(ns);
-    }
-    let d = dir.display().to_string();
-    let ovs = OvsSwitch {
-        dir,
-        _hosts: hosts,
-        _sw: sw,
-    };
-    let in_sw = |args: &[&str]| {
-        let o = Command::new("ip")
-            .args(["netns", "exec", &topo.switch_ns(), "env"])
-            .args([
-                format!("OVS_RUNDIR={d}"),
-                format!("OVS_LOGDIR={d}"),
-                format!("OVS_DBDIR={d}"),
-            ])
-            .args(args)
-            .stdin(Stdio::null())
-            .output()
-            .unwrap();
-        assert!(o.status.success(), "{args:?}:\n{}", text(&o));
-    };
-    let o = Command::new("ovsdb-tool")
-        .args([
-            "create",
-            &format!("{d}/conf.db"),
-            "/usr/share/openvswitch/vswitch.ovsschema",
-        ])
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", text(&o));
-    let db = format!("unix:{d}/db.sock");
-    in_sw(&[
-        "ovsdb-server",
-        &format!("{d}/conf.db"),
-        &format!("--remote=p{db}"),
-        &format!("--pidfile={d}/ovsdb.pid"),
-        "--detach",
-        &format!("--log-file={d}/ovsdb.log"),
-    ]);
-    in_sw(&["ovs-vsctl", &format!("--db={db}"), "--no-wait", "init"]);
-    in_sw(&[
-        "ovs-vswitchd",
-        &db,
-        &format!("--pidfile={d}/vswitchd.pid"),
-        "--detach",
-        &format!("--log-file={d}/vswitchd.log"),
-    ]);
-    let mut args: Vec<String> = [
-        "ovs-vsctl",
-        "add-br",
-        "br0",
-        "--",
-        "set",
-        "bridge",
-        "br0",
-        "datapath_type=netdev",
-        "protocols=OpenFlow13",
-        "fail_mode=secure",
-    ]
-    .map(String::from)
-    .to_vec();
-    args.insert(1, format!("--db={db}"));
-    for (i, h) in topo.hosts.iter().enumerate() {
-        let p = topo.host_ns(&h.name);
-        args.extend(["--", "add-port", "br0", &p, "--", "set", "interface", &p].map(String::from));
-        args.push(format!("ofport_request={}", i + 1));
-    }
-    args.extend(["--", "set-controller", "br0"].map(String::from));
-    args.extend(controllers.iter().map(|p| format!("tcp:127.0.0.1:{p}")));
-    args.push(format!("ptcp:{LISTEN_PORT}:127.0.0.1"));
-    in_sw(&args.iter().map(String::as_str).collect::<Vec<_>>());
-    ovs
+enum Switch {
+    Strato(StratoLab),
+    Ovs(OvsSwitch),
 }
 
 impl Lab {
     /// Brings labs/ryu3.toml up as a lab of its own name, with these controller ports.
     fn up(dir: &Path, controllers: &[u16]) -> Lab {
-        let p = netns::run_prefix();
-        let name = if p.len() <= 6 {
-            p
-        } else {
-            format!("r{}", &p[p.len() - 5..])
-        };
+        let name = lab_name('r');
         let mut t: toml::Table = toml::from_str(LAB).expect("labs/ryu3.toml is TOML");
         t.insert("name".into(), name.clone().into());
         let bridge = t
@@ -320,43 +110,59 @@ impl Lab {
         );
         let lab_text = toml::to_string(&t).unwrap();
         let topo = Topology::parse(&lab_text).expect("the lab validates");
-        let file = dir.join("lab.toml");
-        std::fs::write(&file, &lab_text).unwrap();
         if std::env::var("STRATO_TEST_SWITCH").as_deref() == Ok("ovs") {
             println!("STRATO_TEST_SWITCH=ovs: running against Open vSwitch, not strato");
-            let ovs = Some(ovs_switch(&topo, dir, controllers));
-            let lab = Lab { file, topo, ovs };
+            let hosts: Vec<OvsHost> = topo
+                .hosts
+                .iter()
+                .map(|h| OvsHost {
+                    ns: topo.host_ns(&h.name),
+                    port: topo.host_ns(&h.name),
+                    mac: format_mac(h.mac.expect("labs/ryu3.toml gives MACs")),
+                    cidr: h.cidr(),
+                })
+                .collect();
+            let mut targets: Vec<String> = controllers
+                .iter()
+                .map(|p| format!("tcp:127.0.0.1:{p}"))
+                .collect();
+            targets.push(format!("ptcp:{LISTEN_PORT}:127.0.0.1"));
+            let ovs = OvsSwitch::start(
+                &dir.join("ovs"),
+                &topo.switch_ns(),
+                &hosts,
+                "OpenFlow13",
+                &targets,
+            );
+            let lab = Lab {
+                topo,
+                switch: Switch::Ovs(ovs),
+            };
             assert!(
                 wait_for(Duration::from_secs(20), || lab.ofctl(&["show"]).0),
                 "Open vSwitch's listener did not come up"
             );
             return lab;
         }
-        let lab = Lab {
-            file,
-            topo,
-            ovs: None,
-        };
-        let o = Command::new(STRATO)
-            .args(["lab", "up"])
-            .arg(&lab.file)
-            .output()
-            .unwrap();
+        let lab = StratoLab::new(dir.join("lab.toml"), &name, &lab_text);
+        let o = lab.up();
         assert!(
             o.status.success(),
             "strato lab up ({}) failed:\n{}\n--- lab file ---\n{lab_text}",
             lab.file.display(),
             text(&o)
         );
-        lab
+        Lab {
+            topo,
+            switch: Switch::Strato(lab),
+        }
     }
 
     /// "strato", or "Open vSwitch" under `STRATO_TEST_SWITCH=ovs`.
     fn label(&self) -> &'static str {
-        if self.ovs.is_some() {
-            "Open vSwitch"
-        } else {
-            "strato"
+        match self.switch {
+            Switch::Strato(_) => "strato",
+            Switch::Ovs(_) => "Open vSwitch",
         }
     }
 
@@ -369,19 +175,13 @@ impl Lab {
     }
 
     fn mac(&self, i: usize) -> String {
-        let m = self.topo.hosts[i].mac.expect("labs/ryu3.toml gives MACs");
-        format!(
-            "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
-            m[0], m[1], m[2], m[3], m[4], m[5]
-        )
+        format_mac(self.topo.hosts[i].mac.expect("labs/ryu3.toml gives MACs"))
     }
 
     fn log(&self) -> String {
-        match &self.ovs {
-            Some(o) => std::fs::read_to_string(o.dir.join("vswitchd.log")).unwrap_or_default(),
-            None => {
-                std::fs::read_to_string(self.topo.run_dir().join("strato.log")).unwrap_or_default()
-            }
+        match &self.switch {
+            Switch::Strato(l) => l.log(),
+            Switch::Ovs(o) => o.log(),
         }
     }
 
@@ -389,22 +189,7 @@ impl Lab {
     /// of a pair waits for the controller).
     fn ping(&self, a: usize, b: usize) -> bool {
         let ip = self.topo.hosts[b].ip.to_string();
-        (0..2).any(|_| {
-            Command::new("ip")
-                .args([
-                    "netns",
-                    "exec",
-                    &self.host_ns(a),
-                    "ping",
-                    "-c",
-                    "1",
-                    "-W",
-                    "2",
-                    &ip,
-                ])
-                .output()
-                .is_ok_and(|o| o.status.success())
-        })
+        (0..2).any(|_| ping_once(&self.host_ns(a), &ip, 2))
     }
 
     /// Every ordered pair; the ones that failed.
@@ -424,46 +209,12 @@ impl Lab {
         bad
     }
 
-    /// `ovs-ofctl -O OpenFlow13 ARGS` against the lab's listener, in the switch namespace.
+    /// `ovs-ofctl -O OpenFlow13 ARGS` against the lab's listener, in the switch namespace:
+    /// (exit 0 with nothing on stderr, stdout then stderr).
     fn ofctl(&self, args: &[&str]) -> (bool, String) {
         let target = format!("tcp:127.0.0.1:{LISTEN_PORT}");
-        let cmd_at = args.iter().position(|a| !a.starts_with("--")).unwrap();
-        let mut full: Vec<&str> = vec!["-O", "OpenFlow13", "-t", "10"];
-        full.extend_from_slice(&args[..=cmd_at]);
-        full.push(&target);
-        full.extend_from_slice(&args[cmd_at + 1..]);
-        match Command::new("ip")
-            .args(["netns", "exec", &self.sw(), "ovs-ofctl"])
-            .args(&full)
-            .output()
-        {
-            Ok(o) => (
-                o.status.success() && o.stderr.is_empty(),
-                format!(
-                    "{}{}",
-                    String::from_utf8_lossy(&o.stdout),
-                    String::from_utf8_lossy(&o.stderr)
-                ),
-            ),
-            Err(e) => (false, e.to_string()),
-        }
-    }
-}
-
-impl Drop for Lab {
-    fn drop(&mut self) {
-        if self.ovs.is_some() {
-            return;
-        }
-        match Command::new(STRATO)
-            .args(["lab", "down"])
-            .arg(&self.file)
-            .output()
-        {
-            Ok(o) if o.status.success() => {}
-            Ok(o) => eprintln!("lab guard: `strato lab down` failed:\n{}", text(&o)),
-            Err(e) => eprintln!("lab guard: cannot run strato: {e}"),
-        }
+        let o = support::ovs::ofctl(Some(&self.sw()), "OpenFlow13", &target, args);
+        (o.ok && o.stderr.is_empty(), o.all())
     }
 }
 
@@ -476,12 +227,19 @@ struct OsKen {
 }
 
 impl OsKen {
-    fn start(lab: &Lab, dir: &Path, name: &str, port: u16, env: &[(&str, String)]) -> OsKen {
+    fn start(
+        lab: &Lab,
+        manager: &Path,
+        dir: &Path,
+        name: &str,
+        port: u16,
+        env: &[(&str, String)],
+    ) -> OsKen {
         let log = dir.join(format!("{name}.log"));
         let f = std::fs::File::create(&log).unwrap();
         let mut c = Command::new("ip");
         c.args(["netns", "exec", &lab.sw()])
-            .arg(Path::new(VENV).join("bin/osken-manager"))
+            .arg(manager)
             .args(["--ofp-tcp-listen-port", &port.to_string(), APP])
             .env("PYTHONUNBUFFERED", "1")
             .stdin(Stdio::null())
@@ -492,7 +250,7 @@ impl OsKen {
         }
         let child = c.spawn().expect("start osken-manager");
         let k = OsKen {
-            proc: Proc { child },
+            proc: Proc::new(child, Duration::from_secs(3)),
             log,
         };
         assert!(
@@ -530,202 +288,87 @@ impl OsKen {
 
 // ---- capture ----
 
-struct Capture {
-    proc: Proc,
-    file: PathBuf,
-    ports: Vec<u16>,
+/// OpenFlow 1.3 message types seen on a TCP port: type -> frames.
+fn types_on(cap: &Capture, port: u16) -> BTreeMap<u8, usize> {
+    let mut m = BTreeMap::new();
+    for l in cap.read(
+        &format!("tcp.port == {port} && openflow_v4"),
+        &["openflow_v4.type"],
+    ) {
+        for t in l.split(',') {
+            if let Ok(t) = t.trim().parse::<u8>() {
+                *m.entry(t).or_insert(0) += 1;
+            }
+        }
+    }
+    m
 }
 
-impl Capture {
-    fn start(ns: &str, ports: &[u16], dir: &Path) -> Capture {
-        let file = dir.join("of.pcap");
-        let log = dir.join("tshark.log");
-        let filter = ports
-            .iter()
-            .map(|p| format!("tcp port {p}"))
-            .collect::<Vec<_>>()
-            .join(" or ");
-        let child = Command::new("ip")
-            .args([
-                "netns", "exec", ns, "tshark", "-q", "-i", "lo", "-f", &filter, "-w",
-            ])
-            .arg(&file)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .expect("start tshark");
-        let c = Capture {
-            proc: Proc { child },
-            file,
-            ports: ports.to_vec(),
-        };
-        assert!(
-            wait_for(Duration::from_secs(20), || std::fs::read_to_string(&log)
-                .is_ok_and(|s| s.contains("Capturing on"))),
-            "tshark did not start: {}",
-            std::fs::read_to_string(&log).unwrap_or_default()
-        );
-        c
-    }
-
-    /// Lines of `tshark -r` with a display filter (and fields, if any).
-    fn read(&self, filter: &str, fields: &[&str]) -> Vec<String> {
-        let mut c = Command::new("tshark");
-        c.arg("-r").arg(&self.file);
-        for p in &self.ports {
-            c.args(["-d", &format!("tcp.port=={p},openflow")]);
-        }
-        c.args(["-Y", filter]);
-        if !fields.is_empty() {
-            c.args(["-T", "fields"]);
-            for f in fields {
-                c.args(["-e", f]);
-            }
-        }
-        let o = c.output().expect("tshark -r");
-        String::from_utf8_lossy(&o.stdout)
-            .lines()
-            .filter(|l| !l.trim().is_empty())
-            .map(str::to_string)
-            .collect()
-    }
-
-    fn stop(&mut self) {
-        std::thread::sleep(Duration::from_millis(500));
-        self.proc.stop();
-    }
-
-    /// OpenFlow 1.3 message types seen on a TCP port: type -> frames.
-    fn types_on(&self, port: u16) -> BTreeMap<u8, usize> {
-        let mut m = BTreeMap::new();
-        for l in self.read(
-            &format!("tcp.port == {port} && openflow_v4"),
-            &["openflow_v4.type"],
-        ) {
-            for t in l.split(',') {
-                if let Ok(t) = t.trim().parse::<u8>() {
-                    *m.entry(t).or_insert(0) += 1;
-                }
-            }
-        }
-        m
-    }
-
-    /// Checks the capture: OpenFlow 1.3 frames of each `want` type on each controller port,
-    /// and nothing malformed from the switch (to the controller ports, from the listener port).
-    fn check(&mut self, c: &mut Checks, want: &[(u16, &[(u8, &str)])]) {
-        self.stop();
-        for (port, types) in want {
-            let seen = self.types_on(*port);
-            let frames: usize = seen.values().sum();
-            c.that(
-                format!("tshark: OpenFlow 1.3 frames on the controller connection :{port}"),
-                frames > 0,
-                || format!("none; types seen {seen:?}"),
-            );
-            for (t, name) in *types {
-                c.that(
-                    format!("tshark: {name} (type {t}) on :{port}"),
-                    seen.get(t).is_some_and(|&n| n > 0),
-                    || format!("types seen (type: frames) {seen:?}"),
-                );
-            }
-        }
-        let mut from_switch = vec![format!("tcp.srcport == {LISTEN_PORT}")];
-        from_switch.extend(want.iter().map(|(p, _)| format!("tcp.dstport == {p}")));
-        let from_switch = format!("({})", from_switch.join(" || "));
-        let bad = self.read(&format!("{from_switch} && _ws.malformed"), &[]);
+/// Stops the capture and checks it: OpenFlow 1.3 frames of each `want` type on each
+/// controller port, and nothing malformed from the switch (to the controller ports, from the
+/// listener port).
+fn check_capture(cap: &mut Capture, c: &mut Checks, want: &[(u16, &[(u8, &str)])]) {
+    cap.stop();
+    for (port, types) in want {
+        let seen = types_on(cap, *port);
+        let frames: usize = seen.values().sum();
         c.that(
-            "tshark: no malformed OpenFlow frame from the switch",
-            bad.is_empty(),
-            || bad.join("\n"),
+            format!("tshark: OpenFlow 1.3 frames on the controller connection :{port}"),
+            frames > 0,
+            || format!("none; types seen {seen:?}"),
         );
-        let peer = self.read(&format!("!{from_switch} && _ws.malformed"), &[]);
-        for l in &peer {
-            println!("malformed frame from a peer (not the switch): {l}");
+        for (t, name) in *types {
+            c.that(
+                format!("tshark: {name} (type {t}) on :{port}"),
+                seen.get(t).is_some_and(|&n| n > 0),
+                || format!("types seen (type: frames) {seen:?}"),
+            );
         }
-        let all = self.read("openflow_v4", &["frame.number"]).len();
-        println!(
-            "capture: {all} OpenFlow 1.3 frames, {} malformed from the switch, {} from peers",
-            bad.len(),
-            peer.len()
-        );
     }
+    let mut from_switch = vec![format!("tcp.srcport == {LISTEN_PORT}")];
+    from_switch.extend(want.iter().map(|(p, _)| format!("tcp.dstport == {p}")));
+    let from_switch = format!("({})", from_switch.join(" || "));
+    let bad = cap.read(&format!("{from_switch} && _ws.malformed"), &[]);
+    c.that(
+        "tshark: no malformed OpenFlow frame from the switch",
+        bad.is_empty(),
+        || bad.join("\n"),
+    );
+    let peer = cap.read(&format!("!{from_switch} && _ws.malformed"), &[]);
+    for l in &peer {
+        println!("malformed frame from a peer (not the switch): {l}");
+    }
+    let all = cap.read("openflow_v4", &["frame.number"]).len();
+    println!(
+        "capture: {all} OpenFlow 1.3 frames, {} malformed from the switch, {} from peers",
+        bad.len(),
+        peer.len()
+    );
 }
 
 // ---- checklist ----
 
-#[derive(Default)]
-struct Checks {
-    results: Vec<(String, Result<(), String>)>,
-}
-
-impl Checks {
-    fn that(&mut self, name: impl Into<String>, ok: bool, why: impl FnOnce() -> String) {
-        self.results
-            .push((name.into(), if ok { Ok(()) } else { Err(why()) }));
-    }
-
-    fn failed(&self) -> usize {
-        self.results.iter().filter(|r| r.1.is_err()).count()
-    }
-
-    fn report(&self, title: &str) -> String {
-        let mut s = format!(
-            "==== {title}: {} checks, {} passed, {} failed\n",
-            self.results.len(),
-            self.results.len() - self.failed(),
-            self.failed()
+/// Prints the checklist (and, on failure, the logs) and fails the test if any check failed.
+fn finish(c: &Checks, title: &str, lab: &Lab, controllers: &[&OsKen]) {
+    let r = c.report(title);
+    println!("{r}");
+    if c.failed() > 0 {
+        for k in controllers {
+            println!("---- {} ----\n{}", k.log.display(), k.text());
+        }
+        println!(
+            "---- switch log (last 60 lines) ----\n{}",
+            support::tail(&lab.log(), 60)
         );
-        for (n, r) in &self.results {
-            match r {
-                Ok(()) => s.push_str(&format!("PASS {n}\n")),
-                Err(e) => {
-                    let e: String = e.chars().take(3000).collect();
-                    s.push_str(&format!("FAIL {n}\n     {}\n", e.replace('\n', "\n     ")));
-                }
-            }
-        }
-        s
-    }
-
-    /// Prints the checklist (and, on failure, the logs) and fails the test if any check failed.
-    fn finish(&self, title: &str, lab: &Lab, controllers: &[&OsKen]) {
-        let r = self.report(title);
-        println!("{r}");
-        if self.failed() > 0 {
-            for k in controllers {
-                println!("---- {} ----\n{}", k.log.display(), k.text());
-            }
-            let log = lab.log();
-            let tail: Vec<&str> = log.lines().rev().take(60).collect();
-            println!(
-                "---- switch log (last 60 lines) ----\n{}",
-                tail.into_iter().rev().collect::<Vec<_>>().join("\n")
-            );
-            panic!("\n{r}");
-        }
+        panic!("\n{r}");
     }
 }
 
 // ---- reading dump-flows ----
 
-fn flow_lines(out: &str) -> Vec<&str> {
-    out.lines()
-        .filter(|l| l.trim_start().starts_with("cookie="))
-        .collect()
-}
-
-fn num_after(line: &str, key: &str) -> Option<u64> {
-    let i = line.find(key)? + key.len();
-    let d: String = line[i..].chars().take_while(char::is_ascii_digit).collect();
-    d.parse().ok()
-}
-
 /// The learned flows: (in_port, eth_dst, output port, n_packets) of the app's priority-10 flows.
 fn learned(out: &str) -> Vec<(u32, String, u32, u64)> {
-    flow_lines(out)
+    flow_entries(out)
         .into_iter()
         .filter(|l| l.contains(COOKIE) && l.contains("priority=10,"))
         .filter_map(|l| {
@@ -747,7 +390,7 @@ fn check_flows(c: &mut Checks, lab: &Lab, what: &str, min: usize) -> String {
         ok && out.contains("OFPST_FLOW reply (OF1.3)"),
         || out.clone(),
     );
-    let flows = flow_lines(&out);
+    let flows = flow_entries(&out);
     c.that(
         format!("{what}: every flow is the controller's (cookie 0x5157): secure mode learns nothing itself"),
         !flows.is_empty() && flows.iter().all(|l| l.contains(COOKIE)),
@@ -809,14 +452,12 @@ fn no_errors(c: &mut Checks, k: &OsKen, what: &str) {
 #[test]
 fn osken_learning_switch_then_secure_without_controller() {
     let name = "osken_learning_switch_then_secure_without_controller";
-    if skip(name) {
-        return;
-    }
+    let manager = support::need!(name, need_peers());
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    let dir = TempDir::new();
-    let lab = Lab::up(&dir.0, &[C1_PORT]);
-    let mut cap = Capture::start(&lab.sw(), &[C1_PORT, LISTEN_PORT], &dir.0);
-    let mut c1 = OsKen::start(&lab, &dir.0, "c1", C1_PORT, &[]);
+    let dir = TempDir::new(&format!("ryu-{}", strato_labs::netns::run_prefix()));
+    let lab = Lab::up(dir.path(), &[C1_PORT]);
+    let mut cap = Capture::start(&lab.sw(), &[C1_PORT, LISTEN_PORT], dir.path());
+    let mut c1 = OsKen::start(&lab, &manager, dir.path(), "c1", C1_PORT, &[]);
     let mut c = Checks::default();
 
     // (a)
@@ -903,7 +544,8 @@ fn osken_learning_switch_then_secure_without_controller() {
         || lab.ofctl(&["dump-flows"]).1,
     );
 
-    cap.check(
+    check_capture(
+        &mut cap,
         &mut c,
         &[(
             C1_PORT,
@@ -916,24 +558,23 @@ fn osken_learning_switch_then_secure_without_controller() {
         )],
     );
     let title = format!("{} under os-ken simple_switch_13 (a, c)", lab.label());
-    c.finish(&title, &lab, &[&c1]);
+    finish(&c, &title, &lab, &[&c1]);
 }
 
 /// (b) MASTER and SLAVE; the master dies, the slave is promoted, new flows work.
 #[test]
 fn osken_failover_master_killed_slave_promoted() {
     let name = "osken_failover_master_killed_slave_promoted";
-    if skip(name) {
-        return;
-    }
+    let manager = support::need!(name, need_peers());
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    let dir = TempDir::new();
-    let lab = Lab::up(&dir.0, &[C1_PORT, C2_PORT]);
-    let mut cap = Capture::start(&lab.sw(), &[C1_PORT, C2_PORT, LISTEN_PORT], &dir.0);
-    let promote = dir.0.join("promote");
+    let dir = TempDir::new(&format!("ryu-{}", strato_labs::netns::run_prefix()));
+    let lab = Lab::up(dir.path(), &[C1_PORT, C2_PORT]);
+    let mut cap = Capture::start(&lab.sw(), &[C1_PORT, C2_PORT, LISTEN_PORT], dir.path());
+    let promote = dir.join("promote");
     let mut c1 = OsKen::start(
         &lab,
-        &dir.0,
+        &manager,
+        dir.path(),
         "c1",
         C1_PORT,
         &[
@@ -943,7 +584,8 @@ fn osken_failover_master_killed_slave_promoted() {
     );
     let c2 = OsKen::start(
         &lab,
-        &dir.0,
+        &manager,
+        dir.path(),
         "c2",
         C2_PORT,
         &[
@@ -989,7 +631,7 @@ fn osken_failover_master_killed_slave_promoted() {
     c1.proc.stop();
     c.that("(b) the master is gone", !c1.proc.running(), String::new);
     let (ok, o) = lab.ofctl(&["del-flows", "cookie=0x5157/-1"]);
-    let left = flow_lines(&lab.ofctl(&["dump-flows"]).1).len();
+    let left = flow_entries(&lab.ofctl(&["dump-flows"]).1).len();
     c.that(
         "(b) del-flows cookie=0x5157/-1 removes the master's flows",
         ok && left == 0,
@@ -1024,7 +666,8 @@ fn osken_failover_master_killed_slave_promoted() {
     check_flows(&mut c, &lab, "(b) after failover", 6);
     no_errors(&mut c, &c2, "(b) promoted");
 
-    cap.check(
+    check_capture(
+        &mut cap,
         &mut c,
         &[
             (
@@ -1044,5 +687,5 @@ fn osken_failover_master_killed_slave_promoted() {
         ],
     );
     let title = format!("{} failover under two os-ken controllers (b)", lab.label());
-    c.finish(&title, &lab, &[&c1, &c2]);
+    finish(&c, &title, &lab, &[&c1, &c2]);
 }

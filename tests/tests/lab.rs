@@ -4,79 +4,39 @@
 //! namespace, interface or run directory behind, also when an assertion fails (a Drop guard runs
 //! `down`). The lab's name comes from `netns::run_prefix()`, so parallel runs never meet.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+mod support;
+
+use std::path::Path;
+use std::process::Output;
+use std::time::Duration;
 use strato_labs::netns;
+use support::net::{ping_once, xdp_attached};
+use support::strato::{ctl_json, lab_name, strato, StratoLab};
+use support::{text, TempDir};
 
-const STRATO: &str = env!("CARGO_BIN_EXE_strato");
-
-fn strato(args: &[&str]) -> Output {
-    Command::new(STRATO)
-        .args(args)
-        .output()
-        .expect("run the strato binary")
+/// `text` as `lab.toml` in a temporary directory of its own; its path.
+fn topo_file(tag: &str, text: &str) -> (TempDir, String) {
+    let dir = TempDir::new(&format!("lab-test-{tag}"));
+    let f = dir.join("lab.toml");
+    std::fs::write(&f, text).unwrap();
+    let path = f.to_str().unwrap().to_string();
+    (dir, path)
 }
 
-fn text(o: &Output) -> String {
-    format!(
-        "status {}\n--- stdout ---\n{}--- stderr ---\n{}",
-        o.status,
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
+/// `strato lab exec --lab FILE HOST -- CMD...`.
+fn lab_exec(file: &str, host: &str, cmd: &[&str]) -> Output {
+    strato(&[&["lab", "exec", "--lab", file, host, "--"][..], cmd].concat())
 }
 
-/// A lab name (<= 6 chars, no `-`) derived from this run's prefix.
-fn lab_name() -> String {
-    let p = netns::run_prefix();
-    let n = if p.len() <= 6 {
-        p
-    } else {
-        format!("s{}", &p[p.len() - 5..])
-    };
+/// `strato ctl --socket SOCK ARGS`, which must fail with exit 1, naming `what` on stderr.
+fn ctl_refused(sock: &str, args: &[&str], what: &str) {
+    let o = strato(&[&["ctl", "--socket", sock][..], args].concat());
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
     assert!(
-        n.len() <= 6 && n.bytes().all(|b| b.is_ascii_alphanumeric()),
-        "{n}"
+        String::from_utf8_lossy(&o.stderr).contains(what),
+        "{}",
+        text(&o)
     );
-    n
-}
-
-/// A temporary directory with a topology file in it; removed on drop.
-struct TopoFile {
-    dir: PathBuf,
-    file: PathBuf,
-}
-
-impl TopoFile {
-    fn new(name: &str, text: &str) -> TopoFile {
-        let dir = std::env::temp_dir().join(format!("strato-lab-test-{name}"));
-        std::fs::create_dir_all(&dir).unwrap();
-        let file = dir.join("lab.toml");
-        std::fs::write(&file, text).unwrap();
-        TopoFile { dir, file }
-    }
-
-    fn path(&self) -> &str {
-        self.file.to_str().unwrap()
-    }
-}
-
-impl Drop for TopoFile {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-/// Runs `strato lab down FILE` on drop, so a failed assertion leaves nothing behind.
-struct LabGuard<'a>(&'a TopoFile);
-
-impl Drop for LabGuard<'_> {
-    fn drop(&mut self) {
-        let o = strato(&["lab", "down", self.0.path()]);
-        if !o.status.success() {
-            eprintln!("lab guard: `strato lab down` failed:\n{}", text(&o));
-        }
-    }
 }
 
 fn topology(name: &str) -> String {
@@ -117,10 +77,10 @@ fn root_links_with_prefix(prefix: &str) -> Vec<String> {
 
 #[test]
 fn bad_topologies_are_refused_with_the_field_named() {
-    let name = lab_name();
+    let name = lab_name('s');
     let bad = topology(&name).replace("10.0.0.2/24", "10.0.0.2");
-    let f = TopoFile::new(&format!("{name}bad"), &bad);
-    let o = strato(&["lab", "up", f.path()]);
+    let (_d1, f) = topo_file(&format!("{name}bad"), &bad);
+    let o = strato(&["lab", "up", &f]);
     assert!(!o.status.success(), "{}", text(&o));
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.starts_with("strato lab: "), "{err}");
@@ -135,8 +95,8 @@ fn bad_topologies_are_refused_with_the_field_named() {
         "nothing was built"
     );
 
-    let f2 = TopoFile::new(&format!("{name}ok"), &topology(&name));
-    let o = strato(&["lab", "exec", "--lab", f2.path(), "h9", "--", "true"]);
+    let (_d2, f2) = topo_file(&format!("{name}ok"), &topology(&name));
+    let o = strato(&["lab", "exec", "--lab", &f2, "h9", "--", "true"]);
     assert!(!o.status.success(), "{}", text(&o));
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(
@@ -153,18 +113,15 @@ fn bad_topologies_are_refused_with_the_field_named() {
 
 #[test]
 fn three_host_lab_up_ping_all_exec_down() {
-    if !netns::is_root() {
-        eprintln!("SKIPPED three_host_lab_up_ping_all_exec_down: needs root (CI runs as root)");
-        return;
-    }
-    let name = lab_name();
+    support::skip_unless_root!("three_host_lab_up_ping_all_exec_down");
+    let name = lab_name('s');
     let prefix = format!("{name}-");
-    let f = TopoFile::new(&name, &topology(&name));
-    let run_dir = Path::new("/run/strato-lab").join(&name);
+    let dir = TempDir::new(&format!("lab-test-{name}"));
     let pid;
-    {
-        let _guard = LabGuard(&f);
-        let o = strato(&["lab", "up", f.path()]);
+    let (run_dir, path) = {
+        let lab = StratoLab::new(dir.join("lab.toml"), &name, &topology(&name));
+        let f = lab.path();
+        let o = lab.up();
         assert!(o.status.success(), "lab up failed:\n{}", text(&o));
         let mut nss = netns::list_with_prefix(&prefix).unwrap();
         nss.sort();
@@ -174,14 +131,10 @@ fn three_host_lab_up_ping_all_exec_down() {
             "{}",
             text(&o)
         );
-        pid = std::fs::read_to_string(run_dir.join("strato.pid"))
-            .unwrap()
-            .trim()
-            .parse::<u32>()
-            .unwrap();
+        pid = lab.pid();
         assert!(Path::new(&format!("/proc/{pid}")).exists(), "daemon runs");
 
-        let o = strato(&["lab", "up", f.path()]);
+        let o = lab.up();
         assert!(!o.status.success(), "second up must refuse:\n{}", text(&o));
         let err = String::from_utf8_lossy(&o.stderr);
         assert!(
@@ -190,88 +143,39 @@ fn three_host_lab_up_ping_all_exec_down() {
         );
 
         // exec runs in the host's namespace: h3's eth0 is the tap, moved and configured.
-        let o = strato(&[
-            "lab",
-            "exec",
-            "--lab",
-            f.path(),
-            "h3",
-            "--",
-            "ip",
-            "-o",
-            "addr",
-            "show",
-            "dev",
-            "eth0",
-        ]);
+        let o = lab_exec(f, "h3", &["ip", "-o", "addr", "show", "dev", "eth0"]);
         assert!(o.status.success(), "{}", text(&o));
         assert!(
             String::from_utf8_lossy(&o.stdout).contains("10.0.0.3/24"),
             "{}",
             text(&o)
         );
-        let o = strato(&[
-            "lab",
-            "exec",
-            "--lab",
-            f.path(),
-            "h3",
-            "--",
-            "ip",
-            "-d",
-            "link",
-            "show",
-            "dev",
-            "eth0",
-        ]);
+        let o = lab_exec(f, "h3", &["ip", "-d", "link", "show", "dev", "eth0"]);
         let out = String::from_utf8_lossy(&o.stdout);
         assert!(
             out.contains("02:00:00:00:00:03") && out.contains("tun type tap"),
             "{}",
             text(&o)
         );
-        let o = strato(&[
-            "lab",
-            "exec",
-            "--lab",
-            f.path(),
-            "h1",
-            "--",
-            "ip",
-            "-o",
-            "addr",
-            "show",
-            "dev",
-            "eth0",
-        ]);
+        let o = lab_exec(f, "h1", &["ip", "-o", "addr", "show", "dev", "eth0"]);
         assert!(
             String::from_utf8_lossy(&o.stdout).contains("10.0.0.1/24"),
             "{}",
             text(&o)
         );
-        let o = strato(&[
-            "lab",
-            "exec",
-            "--lab",
-            f.path(),
-            "h2",
-            "--",
-            "sh",
-            "-c",
-            "exit 7",
-        ]);
+        let o = lab_exec(f, "h2", &["sh", "-c", "exit 7"]);
         assert_eq!(o.status.code(), Some(7), "{}", text(&o));
 
-        let o = strato(&["lab", "ping-all", f.path()]);
+        let o = strato(&["lab", "ping-all", f]);
         let out = String::from_utf8_lossy(&o.stdout);
         assert!(
             o.status.success() && out.contains("6/6 pairs reachable"),
             "ping-all:\n{}\n--- daemon log ---\n{}",
             text(&o),
-            std::fs::read_to_string(run_dir.join("strato.log")).unwrap_or_default()
+            lab.log()
         );
 
-        let o = strato(&["lab", "down", f.path()]);
+        let o = lab.down();
         assert!(o.status.success(), "{}", text(&o));
         let out = String::from_utf8_lossy(&o.stdout);
         assert!(
@@ -280,7 +184,8 @@ fn three_host_lab_up_ping_all_exec_down() {
             "{}",
             text(&o)
         );
-    }
+        (lab.run_dir(), f.to_string())
+    };
     // The guard ran `down` once more: idempotent. Nothing of the lab is left.
     assert!(netns::list_with_prefix(&prefix).unwrap().is_empty());
     assert!(root_links_with_prefix(&prefix).is_empty());
@@ -290,7 +195,7 @@ fn three_host_lab_up_ping_all_exec_down() {
         stat.is_empty() || stat.contains(") Z"),
         "daemon still runs: {stat}"
     );
-    let o = strato(&["lab", "down", f.path()]);
+    let o = strato(&["lab", "down", &path]);
     assert!(o.status.success(), "{}", text(&o));
     assert!(
         String::from_utf8_lossy(&o.stdout).contains("nothing to remove"),
@@ -299,50 +204,21 @@ fn three_host_lab_up_ping_all_exec_down() {
     );
 }
 
-fn ping(ns: &str, ip: &str) -> bool {
-    Command::new("ip")
-        .args(["netns", "exec", ns, "ping", "-c", "1", "-W", "1", ip])
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false)
-}
-
-fn ctl_json(sock: &str, args: &[&str]) -> serde_json::Value {
-    let mut a = vec!["ctl", "--socket", sock, "--json"];
-    a.extend_from_slice(args);
-    let o = strato(&a);
-    assert!(o.status.success(), "{}", text(&o));
-    serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(&o)))
-}
-
-fn xdp_attached(ns: &str, dev: &str) -> bool {
-    Command::new("ip")
-        .args(["-n", ns, "-d", "link", "show", "dev", dev])
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).contains("xdp"))
-        .unwrap_or(false)
-}
-
 /// The ports issue's acceptance scenario: learning visible in dump-flows, del-port stops only
 /// that host, a veth deleted under the daemon takes only its port down, SIGTERM removes every
 /// XDP program, and nothing is left behind.
 #[test]
 fn daemon_learns_survives_port_loss_and_cleans_up() {
-    if !netns::is_root() {
-        eprintln!(
-            "SKIPPED daemon_learns_survives_port_loss_and_cleans_up: needs root (CI runs as root)"
-        );
-        return;
-    }
-    let name = lab_name();
+    support::skip_unless_root!("daemon_learns_survives_port_loss_and_cleans_up");
+    let name = lab_name('s');
     let topo = format!("{}\n[[host]]\nname = \"h4\"\nip = \"10.0.0.4/24\"\nlink = \"afxdp\"\nmac = \"02:00:00:00:00:04\"\n", topology(&name));
-    let file = TopoFile::new(&name, &topo);
-    let _guard = LabGuard(&file);
-    let o = strato(&["lab", "up", file.path()]);
+    let lab = StratoLab::in_temp_dir(&format!("lab-test-{name}"), &name, &topo);
+    let o = lab.up();
     assert!(o.status.success(), "{}", text(&o));
-    let sock = format!("/run/strato-lab/{name}/strato.sock");
+    let sock = lab.socket().to_str().unwrap().to_string();
     let ns = |h: &str| format!("{name}-{h}");
-    let o = strato(&["lab", "ping-all", file.path()]);
+    let ping = |ns: &str, ip: &str| ping_once(ns, ip, 1);
+    let o = strato(&["lab", "ping-all", lab.path()]);
     assert!(o.status.success(), "{}", text(&o));
     assert!(
         String::from_utf8_lossy(&o.stdout).contains("12/12"),
@@ -372,35 +248,15 @@ fn daemon_learns_survives_port_loss_and_cleans_up() {
     }
 
     // Bad requests get a clear error (exit 1) and change nothing.
-    let o = strato(&[
-        "ctl",
-        "--socket",
+    ctl_refused(
         &sock,
-        "add-port",
+        &["add-port", "nosuchif0", "--kind", "afxdp"],
         "nosuchif0",
-        "--kind",
-        "afxdp",
-    ]);
-    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
-    assert!(
-        String::from_utf8_lossy(&o.stderr).contains("nosuchif0"),
-        "{}",
-        text(&o)
     );
-    let o = strato(&[
-        "ctl",
-        "--socket",
+    ctl_refused(
         &sock,
-        "add-port",
-        &format!("{name}-h4"),
-        "--kind",
-        "afxdp",
-    ]);
-    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
-    assert!(
-        String::from_utf8_lossy(&o.stderr).contains("already exists"),
-        "{}",
-        text(&o)
+        &["add-port", &format!("{name}-h4"), "--kind", "afxdp"],
+        "already exists",
     );
     assert!(
         ping(&ns("h1"), "10.0.0.4"),
@@ -421,40 +277,30 @@ fn daemon_learns_survives_port_loss_and_cleans_up() {
         ping(&ns("h2"), "10.0.0.3") && ping(&ns("h3"), "10.0.0.4") && ping(&ns("h4"), "10.0.0.2")
     );
     // Deleting it twice, or a port that never existed, is a clear error (exit 1).
-    let o = strato(&["ctl", "--socket", &sock, "del-port", &h1_port]);
-    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
-    assert!(
-        String::from_utf8_lossy(&o.stderr).contains(&h1_port),
-        "{}",
-        text(&o)
-    );
+    ctl_refused(&sock, &["del-port", &h1_port], &h1_port);
 
     // h2's veth deleted under the daemon: its port goes down (shown, with a reason), the daemon
     // keeps running and the others keep forwarding.
     netns::ip(&["-n", &ns("h2"), "link", "del", "eth0"]).unwrap();
-    let t = std::time::Instant::now();
-    loop {
+    let h2_port = || {
         let show = ctl_json(&sock, &["show"]);
-        let p = show["ports"]
+        show["ports"]
             .as_array()
             .unwrap()
             .iter()
             .find(|p| p["name"] == format!("{name}-h2"))
             .cloned()
-            .unwrap();
-        if p["up"] == false {
-            assert!(
-                p["down_reason"].as_str().is_some_and(|r| !r.is_empty()),
-                "{p}"
-            );
-            break;
-        }
-        assert!(
-            t.elapsed() < std::time::Duration::from_secs(10),
-            "port never went down: {p}"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
+            .unwrap()
+    };
+    let every = Duration::from_millis(100);
+    let p = support::retry(Duration::from_secs(10), every, h2_port, |p| {
+        p["up"] == false
+    });
+    assert!(p["up"] == false, "port never went down: {p}");
+    assert!(
+        p["down_reason"].as_str().is_some_and(|r| !r.is_empty()),
+        "{p}"
+    );
     assert!(
         ping(&ns("h3"), "10.0.0.4") && ping(&ns("h4"), "10.0.0.3"),
         "the other ports stopped forwarding"
@@ -463,25 +309,16 @@ fn daemon_learns_survives_port_loss_and_cleans_up() {
     assert!(stats["ports"].as_array().unwrap().len() >= 3, "{stats}");
 
     // SIGTERM: the daemon exits and no XDP program is left on the switch's interfaces.
-    let pid: i32 = std::fs::read_to_string(format!("/run/strato-lab/{name}/strato.pid"))
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap();
+    let pid = lab.pid();
     let h4_port = format!("{name}-h4");
     assert!(xdp_attached(&ns("sw"), &h4_port));
-    Command::new("kill")
-        .args(["-TERM", &pid.to_string()])
-        .status()
-        .unwrap();
-    let t = std::time::Instant::now();
-    while std::path::Path::new(&format!("/proc/{pid}")).exists() {
-        assert!(
-            t.elapsed() < std::time::Duration::from_secs(10),
-            "daemon did not exit on SIGTERM"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
+    support::signal(pid, libc::SIGTERM);
+    assert!(
+        support::wait_for(Duration::from_secs(10), Duration::from_millis(50), || {
+            !support::alive(pid)
+        }),
+        "daemon did not exit on SIGTERM"
+    );
     assert!(
         !xdp_attached(&ns("sw"), &h4_port),
         "XDP program left after SIGTERM"
@@ -491,7 +328,7 @@ fn daemon_learns_survives_port_loss_and_cleans_up() {
         "control socket left after SIGTERM"
     );
 
-    let o = strato(&["lab", "down", file.path()]);
+    let o = lab.down();
     assert!(o.status.success(), "{}", text(&o));
     assert!(netns::list_with_prefix(&format!("{name}-"))
         .unwrap()

@@ -3,45 +3,30 @@
 //! venv (`/var/cache/strato/openstack-venv`), clouds from `labs/openstack/clouds.yaml`; and the
 //! `openstack` CLI from the same venv. Skips, saying why, when the venv is missing.
 
+mod support;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
 use strato_tenant::config::{HostSpec, Role, TokenSpec};
 use strato_tenant::{ApiServer, TenantConfig, TenantService};
+use support::TempDir;
 
-const VENV: &str = "/var/cache/strato/openstack-venv";
-
-fn venv_python() -> Option<PathBuf> {
-    let py = Path::new(VENV).join("bin/python");
-    if !py.exists() {
-        eprintln!(
-            "SKIPPED openstacksdk: {} is missing (scripts/bootstrap.sh creates it: \
-             python3 -m venv {VENV} && {VENV}/bin/pip install openstacksdk python-openstackclient)",
-            py.display()
-        );
-        return None;
-    }
-    Some(py)
+/// The venv's program (`python`, `openstack`).
+fn venv(program: &str) -> Result<PathBuf, String> {
+    support::venv("openstack-venv", program)
 }
 
+/// The API server; stopped before its directory goes (field order).
 struct Server {
-    server: Option<ApiServer>,
+    _server: ApiServer,
     svc: Arc<TenantService>,
-    dir: PathBuf,
     clouds: PathBuf,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        self.server.take();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
+    _dir: TempDir,
 }
 
 fn start(name: &str) -> Server {
-    let dir = std::env::temp_dir().join(format!("strato-sdk-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = TempDir::new(&format!("sdk-{name}-{}", std::process::id()));
     let cfg = TenantConfig {
         listen: "127.0.0.1:0".parse().unwrap(),
         tokens: vec![
@@ -72,10 +57,10 @@ fn start(name: &str) -> Server {
     let path = dir.join("clouds.yaml");
     std::fs::write(&path, clouds).unwrap();
     Server {
-        server: Some(server),
+        _server: server,
         svc,
-        dir,
         clouds: path,
+        _dir: dir,
     }
 }
 
@@ -96,7 +81,7 @@ fn run(cmd: &mut Command, clouds: &Path) -> (bool, String) {
 
 #[test]
 fn openstacksdk_creates_lists_updates_deletes() {
-    let Some(py) = venv_python() else { return };
+    let py = support::need!("openstacksdk_creates_lists_updates_deletes", venv("python"));
     let s = start("crud");
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../labs/openstack/sdk_crud.py");
     let (ok, out) = run(Command::new(&py).arg(&script), &s.clouds);
@@ -116,15 +101,7 @@ fn openstacksdk_creates_lists_updates_deletes() {
 
 #[test]
 fn openstack_cli_network_commands() {
-    let Some(py) = venv_python() else { return };
-    let cli = py.with_file_name("openstack");
-    if !cli.exists() {
-        eprintln!(
-            "SKIPPED openstack_cli_network_commands: {} is missing",
-            cli.display()
-        );
-        return;
-    }
+    let cli = support::need!("openstack_cli_network_commands", venv("openstack"));
     let s = start("cli");
     let os = |args: &[&str]| {
         let (ok, out) = run(

@@ -36,14 +36,20 @@
 //! it and runs as root). Everything is torn down by Drop guards, also when an assertion fails.
 //! The two tests are serialised (one lab and one OVS at a time on these 2-core machines).
 
-use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
-use strato_labs::netns::{self, Netns};
+mod support;
 
-const STRATO: &str = env!("CARGO_BIN_EXE_strato");
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::Command;
+use std::sync::Mutex;
+use std::time::Duration;
+use strato_labs::netns;
+use support::checks::Checks;
+use support::ovs::{flow_entries, num_after, OvsHost, OvsSwitch};
+use support::strato::{lab_name, StratoLab, LAB_RUN_DIR};
+use support::tshark::Capture;
+use support::{text, Out, TempDir};
+
 /// The OpenFlow listener port in both switch namespaces (each namespace has its own loopback,
 /// so parallel runs never meet).
 const OF_PORT: u16 = 6653;
@@ -57,114 +63,7 @@ const ARP_FROM_99: &str =
 static SERIAL: Mutex<()> = Mutex::new(());
 
 // ---------------------------------------------------------------------------------------------
-// processes and guards
-
-fn text(o: &Output) -> String {
-    format!(
-        "status {}\n--- stdout ---\n{}--- stderr ---\n{}",
-        o.status,
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
-
-fn have(tool: &str) -> bool {
-    Command::new(tool)
-        .arg("--version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok()
-}
-
-/// Skips (returns `true`) unless root and the peers are installed, saying why.
-fn skip(name: &str) -> bool {
-    if !netns::is_root() {
-        eprintln!("SKIPPED {name}: needs root (namespaces, AF_XDP, capture); CI runs as root");
-        return true;
-    }
-    for (tool, pkg) in [
-        ("ovs-ofctl", "openvswitch-common"),
-        ("ovs-vswitchd", "openvswitch-switch"),
-        ("tshark", "tshark"),
-    ] {
-        if !have(tool) {
-            eprintln!(
-                "SKIPPED {name}: `{tool}` missing; install {pkg} (scripts/bootstrap.sh does)"
-            );
-            return true;
-        }
-    }
-    false
-}
-
-fn kill(pid: u32, sig: &str) {
-    let _ = Command::new("kill")
-        .args([sig, &pid.to_string()])
-        .stderr(Stdio::null())
-        .status();
-}
-
-fn pid_alive(pid: u32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .map(|s| {
-            !s.rsplit_once(')')
-                .is_some_and(|(_, r)| r.trim_start().starts_with('Z'))
-        })
-        .unwrap_or(false)
-}
-
-/// A child process (started through `ip netns exec`, which execs it): SIGTERM, then SIGKILL
-/// after 3 s, on drop.
-struct Proc {
-    child: Child,
-}
-
-impl Proc {
-    fn stop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            kill(self.child.id(), "-TERM");
-            let t = Instant::now();
-            while let Ok(None) = self.child.try_wait() {
-                if t.elapsed() > Duration::from_secs(3) {
-                    let _ = self.child.kill();
-                    break;
-                }
-                std::thread::sleep(Duration::from_millis(20));
-            }
-        }
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
-
-fn wait_for_file_text(file: &Path, needle: &str, timeout: Duration) -> bool {
-    let t = Instant::now();
-    loop {
-        if std::fs::read_to_string(file).is_ok_and(|s| s.contains(needle)) {
-            return true;
-        }
-        if t.elapsed() > timeout {
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-// ---------------------------------------------------------------------------------------------
 // tshark
-
-/// A tshark capture on a namespace's loopback, stopped on drop.
-struct Capture {
-    proc: Proc,
-    file: PathBuf,
-    ports: Vec<u16>,
-}
 
 /// What a finished capture holds.
 #[derive(Debug)]
@@ -183,112 +82,36 @@ struct CaptureReport {
     types: BTreeMap<String, usize>,
 }
 
-impl Capture {
-    fn start(ns: &str, ports: &[u16], dir: &Path) -> Capture {
-        let file = dir.join("of.pcap");
-        let log = dir.join("tshark.log");
-        let filter = ports
-            .iter()
-            .map(|p| format!("tcp port {p}"))
-            .collect::<Vec<_>>()
-            .join(" or ");
-        let child = Command::new("ip")
-            .args([
-                "netns", "exec", ns, "tshark", "-q", "-i", "lo", "-f", &filter, "-w",
-            ])
-            .arg(&file)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).expect("tshark log"))
-            .spawn()
-            .expect("start tshark");
-        let c = Capture {
-            proc: Proc { child },
-            file,
-            ports: ports.to_vec(),
-        };
-        assert!(
-            wait_for_file_text(&log, "Capturing on", Duration::from_secs(20)),
-            "tshark did not start: {}",
-            std::fs::read_to_string(&log).unwrap_or_default()
-        );
-        c
-    }
-
-    fn read(&self, filter: &str, fields: &[&str]) -> String {
-        let mut c = Command::new("tshark");
-        c.arg("-r").arg(&self.file);
-        for p in &self.ports {
-            c.args(["-d", &format!("tcp.port=={p},openflow")]);
-        }
-        c.args(["-Y", filter]);
-        if !fields.is_empty() {
-            c.args(["-T", "fields"]);
-            for f in fields {
-                c.args(["-e", f]);
+/// Stops the capture and reads it back; the switch is the side on `switch_port`.
+fn finish(mut cap: Capture, switch_port: u16) -> CaptureReport {
+    cap.stop();
+    let mut types = BTreeMap::new();
+    for (proto, field, tag) in [
+        ("openflow_v1", "openflow_1_0.type", "v1"),
+        ("openflow_v4", "openflow_v4.type", "v4"),
+    ] {
+        for l in cap.read(proto, &[field]) {
+            for t in l.split(',').filter(|t| !t.is_empty()) {
+                *types.entry(format!("{tag}:{t}")).or_insert(0) += 1;
             }
         }
-        let o = c.output().expect("run tshark -r");
-        String::from_utf8_lossy(&o.stdout).into_owned()
     }
-
-    /// Stops the capture (tshark writes everything out on SIGTERM) and reads it back; the
-    /// switch is the side on `switch_port`.
-    fn finish(mut self, switch_port: u16) -> CaptureReport {
-        std::thread::sleep(Duration::from_millis(500));
-        self.proc.stop();
-        let count = |s: String| s.lines().filter(|l| !l.trim().is_empty()).count();
-        let lines = |s: String| -> Vec<String> {
-            s.lines()
-                .filter(|l| !l.trim().is_empty())
-                .map(|l| l.trim().to_string())
-                .collect()
-        };
-        let mut types = BTreeMap::new();
-        for (proto, field, tag) in [
-            ("openflow_v1", "openflow_1_0.type", "v1"),
-            ("openflow_v4", "openflow_v4.type", "v4"),
-        ] {
-            for l in self.read(proto, &[field]).lines() {
-                for t in l.split(',').filter(|t| !t.is_empty()) {
-                    *types.entry(format!("{tag}:{t}")).or_insert(0) += 1;
-                }
-            }
-        }
-        let from = format!("tcp.srcport == {switch_port}");
-        let to = format!("tcp.dstport == {switch_port}");
-        CaptureReport {
-            of10: count(self.read("openflow_v1", &["frame.number"])),
-            of13: count(self.read("openflow_v4", &["frame.number"])),
-            switch_of10: count(self.read(&format!("{from} && openflow_v1"), &["frame.number"])),
-            switch_of13: count(self.read(&format!("{from} && openflow_v4"), &["frame.number"])),
-            malformed_switch: lines(self.read(&format!("{from} && _ws.malformed"), &[])),
-            malformed_peer: lines(self.read(&format!("{to} && _ws.malformed"), &[])),
-            types,
-        }
+    let from = format!("tcp.srcport == {switch_port}");
+    let to = format!("tcp.dstport == {switch_port}");
+    let frames = |filter: &str| cap.read(filter, &["frame.number"]).len();
+    CaptureReport {
+        of10: frames("openflow_v1"),
+        of13: frames("openflow_v4"),
+        switch_of10: frames(&format!("{from} && openflow_v1")),
+        switch_of13: frames(&format!("{from} && openflow_v4")),
+        malformed_switch: cap.read(&format!("{from} && _ws.malformed"), &[]),
+        malformed_peer: cap.read(&format!("{to} && _ws.malformed"), &[]),
+        types,
     }
 }
 
 // ---------------------------------------------------------------------------------------------
 // the two switches
-
-/// A temporary directory, removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(tag: &str) -> TempDir {
-        let d = std::env::temp_dir().join(format!("strato-ofctl-{tag}"));
-        let _ = std::fs::remove_dir_all(&d);
-        std::fs::create_dir_all(&d).unwrap();
-        TempDir(d)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 /// Where ovs-ofctl finds a switch, and its hosts.
 struct Target {
@@ -305,46 +128,6 @@ struct Target {
 impl Target {
     fn of_target(&self) -> String {
         format!("tcp:127.0.0.1:{OF_PORT}")
-    }
-}
-
-/// A lab name (<= 6 characters, no `-`) unique to this run.
-fn lab_name() -> String {
-    let p = netns::run_prefix();
-    if p.len() <= 6 {
-        p
-    } else {
-        format!("o{}", &p[p.len() - 5..])
-    }
-}
-
-/// `strato lab down FILE` on drop.
-struct StratoLab {
-    file: PathBuf,
-    name: String,
-}
-
-impl StratoLab {
-    fn run_dir(&self) -> PathBuf {
-        Path::new("/run/strato-lab").join(&self.name)
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.run_dir().join("strato.log")).unwrap_or_default()
-    }
-}
-
-impl Drop for StratoLab {
-    fn drop(&mut self) {
-        let o = Command::new(STRATO)
-            .args(["lab", "down"])
-            .arg(&self.file)
-            .output();
-        match o {
-            Ok(o) if o.status.success() => {}
-            Ok(o) => eprintln!("lab guard: `strato lab down` failed:\n{}", text(&o)),
-            Err(e) => eprintln!("lab guard: cannot run strato: {e}"),
-        }
     }
 }
 
@@ -368,31 +151,22 @@ fn strato_topology(name: &str, listen: &[String]) -> String {
 /// listener was accepted (if the daemon refuses `punix:`, the lab is brought up again with the
 /// TCP listener alone so the rest can still be checked), and the first attempt's error.
 fn strato_up(dir: &Path) -> (StratoLab, Target, bool, String) {
-    let name = lab_name();
-    let file = dir.join("lab.toml");
-    let unix = format!("punix:/run/strato-lab/{name}/of.sock");
+    let name = lab_name('o');
+    let unix = format!("punix:{LAB_RUN_DIR}/{name}/of.sock");
     let tcp = format!("ptcp:{OF_PORT}:127.0.0.1");
     let mut unix_ok = true;
     let mut first_err = String::new();
-    std::fs::write(&file, strato_topology(&name, &[tcp.clone(), unix])).unwrap();
-    let lab = StratoLab {
-        file: file.clone(),
-        name: name.clone(),
-    };
-    let o = Command::new(STRATO)
-        .args(["lab", "up"])
-        .arg(&file)
-        .output()
-        .unwrap();
+    let lab = StratoLab::new(
+        dir.join("lab.toml"),
+        &name,
+        &strato_topology(&name, &[tcp.clone(), unix]),
+    );
+    let o = lab.up();
     if !o.status.success() {
         unix_ok = false;
         first_err = text(&o);
-        std::fs::write(&file, strato_topology(&name, &[tcp])).unwrap();
-        let o = Command::new(STRATO)
-            .args(["lab", "up"])
-            .arg(&file)
-            .output()
-            .unwrap();
+        std::fs::write(&lab.file, strato_topology(&name, &[tcp])).unwrap();
+        let o = lab.up();
         assert!(
             o.status.success(),
             "strato lab up failed with the TCP listener alone:\n{}\n(with the unix listener too:\n{first_err})",
@@ -408,215 +182,53 @@ fn strato_up(dir: &Path) -> (StratoLab, Target, bool, String) {
     (lab, t, unix_ok, first_err)
 }
 
-/// Open vSwitch's userspace datapath in namespaces of its own; daemons stopped, namespaces and
-/// files removed on drop.
-struct OvsSwitch {
-    dir: TempDir,
-    // Dropped after the daemons are stopped (field order): namespaces go last.
-    _hosts: Vec<Netns>,
-    _sw: Netns,
-}
-
-impl Drop for OvsSwitch {
-    fn drop(&mut self) {
-        let mut pids = Vec::new();
-        for f in ["vswitchd.pid", "ovsdb.pid"] {
-            if let Ok(p) = std::fs::read_to_string(self.dir.0.join(f)) {
-                if let Ok(p) = p.trim().parse::<u32>() {
-                    kill(p, "-TERM");
-                    pids.push(p);
-                }
-            }
-        }
-        let t = Instant::now();
-        while pids.iter().any(|&p| pid_alive(p)) && t.elapsed() < Duration::from_secs(3) {
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        for p in pids {
-            if pid_alive(p) {
-                kill(p, "-KILL");
-            }
-        }
-    }
-}
-
-fn ovs_up(port_names: &[String; 2]) -> (OvsSwitch, Target) {
+/// Open vSwitch's userspace datapath in namespaces of its own, with the same port names,
+/// numbers, MACs and addresses as the strato lab, listening where strato's listener does.
+fn ovs_up(dir: &Path, port_names: &[String; 2]) -> (OvsSwitch, Target) {
     let p = netns::run_prefix();
-    let dir = TempDir::new(&format!("{p}-ovs"));
-    let sw = Netns::new(&format!("{p}-osw")).expect("ovs switch namespace");
-    let mut hosts = Vec::new();
-    for (i, pn) in port_names.iter().enumerate() {
-        let h = Netns::new(&format!("{p}-oh{}", i + 1)).expect("ovs host namespace");
-        netns::veth_pair("eth0", Some(&h), pn, Some(&sw)).expect("veth");
-        h.ip(&["link", "set", "dev", "eth0", "down"]).unwrap();
-        h.ip(&["link", "set", "dev", "eth0", "address", MACS[i]])
-            .unwrap();
-        h.ip(&["addr", "add", &format!("{}/24", IPS[i]), "dev", "eth0"])
-            .unwrap();
-        h.ip(&["link", "set", "dev", "eth0", "up"]).unwrap();
-        hosts.push(h);
-    }
-    let d = dir.0.display().to_string();
+    let hosts: Vec<OvsHost> = port_names
+        .iter()
+        .enumerate()
+        .map(|(i, pn)| OvsHost {
+            ns: format!("{p}-oh{}", i + 1),
+            port: pn.clone(),
+            mac: MACS[i].into(),
+            cidr: format!("{}/24", IPS[i]),
+        })
+        .collect();
+    let ovs_dir = dir.join(format!("{p}-ovs"));
+    let ovs = OvsSwitch::start(
+        &ovs_dir,
+        &format!("{p}-osw"),
+        &hosts,
+        "OpenFlow10,OpenFlow13",
+        &[format!("ptcp:{OF_PORT}:127.0.0.1")],
+    );
     let target = Target {
         label: "ovs",
-        sw_ns: sw.name().to_string(),
-        hosts: [hosts[0].name().to_string(), hosts[1].name().to_string()],
+        sw_ns: ovs.ns().to_string(),
+        hosts: [hosts[0].ns.clone(), hosts[1].ns.clone()],
         port_names: port_names.clone(),
     };
-    let ovs = OvsSwitch {
-        dir,
-        _hosts: hosts,
-        _sw: sw,
-    };
-    let in_sw = |prog: &str, args: &[&str]| {
-        let o = Command::new("ip")
-            .args(["netns", "exec", &target.sw_ns, "env"])
-            .args([
-                format!("OVS_RUNDIR={d}"),
-                format!("OVS_LOGDIR={d}"),
-                format!("OVS_DBDIR={d}"),
-            ])
-            .arg(prog)
-            .args(args)
-            .stdin(Stdio::null())
-            .output()
-            .unwrap();
-        assert!(o.status.success(), "{prog} {args:?}:\n{}", text(&o));
-    };
-    netns::run(
-        "ovsdb-tool",
-        &[
-            "create",
-            &format!("{d}/conf.db"),
-            "/usr/share/openvswitch/vswitch.ovsschema",
-        ],
-    )
-    .unwrap();
-    let db = format!("unix:{d}/db.sock");
-    in_sw(
-        "ovsdb-server",
-        &[
-            &format!("{d}/conf.db"),
-            &format!("--remote=p{db}"),
-            &format!("--pidfile={d}/ovsdb.pid"),
-            "--detach",
-            &format!("--log-file={d}/ovsdb.log"),
-        ],
-    );
-    in_sw("ovs-vsctl", &[&format!("--db={db}"), "--no-wait", "init"]);
-    in_sw(
-        "ovs-vswitchd",
-        &[
-            &db,
-            &format!("--pidfile={d}/vswitchd.pid"),
-            "--detach",
-            &format!("--log-file={d}/vswitchd.log"),
-        ],
-    );
-    let mut vsctl: Vec<String> = vec![
-        format!("--db={db}"),
-        "add-br".into(),
-        "br0".into(),
-        "--".into(),
-        "set".into(),
-        "bridge".into(),
-        "br0".into(),
-        "datapath_type=netdev".into(),
-        "protocols=OpenFlow10,OpenFlow13".into(),
-        "fail_mode=secure".into(),
-    ];
-    for (i, pn) in port_names.iter().enumerate() {
-        vsctl.extend(["--", "add-port", "br0", pn, "--", "set", "interface", pn].map(String::from));
-        vsctl.push(format!("ofport_request={}", i + 1));
-    }
-    let vsctl: Vec<&str> = vsctl.iter().map(String::as_str).collect();
-    in_sw("ovs-vsctl", &vsctl);
-    in_sw(
-        "ovs-vsctl",
-        &[
-            &format!("--db={db}"),
-            "set-controller",
-            "br0",
-            &format!("ptcp:{OF_PORT}:127.0.0.1"),
-        ],
-    );
     // The listener comes up asynchronously.
-    let t = Instant::now();
-    while !ofctl(&target, "OpenFlow13", &["show"], &[]).ok {
-        assert!(
-            t.elapsed() < Duration::from_secs(20),
-            "Open vSwitch's listener did not come up (logs in {d})"
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    assert!(
+        support::wait_for(Duration::from_secs(20), Duration::from_millis(200), || {
+            ofctl(&target, "OpenFlow13", &["show"], None).ok
+        }),
+        "Open vSwitch's listener did not come up (logs in {})",
+        ovs_dir.display()
+    );
     (ovs, target)
 }
 
 // ---------------------------------------------------------------------------------------------
 // running commands
 
-/// One command's result.
-#[derive(Debug, Clone, Default)]
-struct Out {
-    cmd: String,
-    ok: bool,
-    stdout: String,
-    stderr: String,
-}
-
-impl Out {
-    fn from(cmd: String, o: std::io::Result<Output>) -> Out {
-        match o {
-            Ok(o) => Out {
-                cmd,
-                ok: o.status.success(),
-                stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
-                stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
-            },
-            Err(e) => Out {
-                cmd,
-                ok: false,
-                stdout: String::new(),
-                stderr: e.to_string(),
-            },
-        }
-    }
-
-    fn show(&self) -> String {
-        format!(
-            "$ {}\n(exit {})\n{}{}",
-            self.cmd,
-            if self.ok { "ok" } else { "FAILED" },
-            self.stdout,
-            if self.stderr.is_empty() {
-                String::new()
-            } else {
-                format!("--- stderr ---\n{}", self.stderr)
-            }
-        )
-    }
-}
-
 /// `ovs-ofctl -O VER -t 10 [OPTS] CMD TARGET ARGS...` in the switch's namespace (options are
-/// the leading `--...` arguments).
-fn ofctl(t: &Target, ver: &str, args: &[&str], target_override: &[&str]) -> Out {
-    let cmd_at = args.iter().position(|a| !a.starts_with("--")).unwrap();
-    let target = t.of_target();
-    let mut full: Vec<&str> = vec!["-O", ver, "-t", "10"];
-    full.extend_from_slice(&args[..=cmd_at]);
-    if target_override.is_empty() {
-        full.push(&target);
-    } else {
-        full.extend_from_slice(target_override);
-    }
-    full.extend_from_slice(&args[cmd_at + 1..]);
-    let line = format!("ovs-ofctl {}", full.join(" "));
-    let o = Command::new("ip")
-        .args(["netns", "exec", &t.sw_ns, "ovs-ofctl"])
-        .args(&full)
-        .stdin(Stdio::null())
-        .output();
-    Out::from(line, o)
+/// the leading `--...` arguments), against its TCP listener unless `target` says otherwise.
+fn ofctl(t: &Target, ver: &str, args: &[&str], target: Option<&str>) -> Out {
+    let target = target.map_or_else(|| t.of_target(), str::to_string);
+    support::ovs::ofctl(Some(&t.sw_ns), ver, &target, args)
 }
 
 /// Repeats an ovs-ofctl command until `done(stdout)` or 5 s have passed; the last output.
@@ -624,24 +236,22 @@ fn ofctl(t: &Target, ver: &str, args: &[&str], target_override: &[&str]) -> Out 
 /// periodically (Open vSwitch's revalidators: every 500 ms), so counters settle a moment after
 /// the traffic.
 fn ofctl_until(t: &Target, ver: &str, args: &[&str], done: impl Fn(&str) -> bool) -> Out {
-    let start = Instant::now();
-    loop {
-        let o = ofctl(t, ver, args, &[]);
-        if !o.ok || done(&o.stdout) || start.elapsed() > Duration::from_secs(5) {
-            return o;
-        }
-        std::thread::sleep(Duration::from_millis(250));
-    }
+    support::retry(
+        Duration::from_secs(5),
+        Duration::from_millis(250),
+        || ofctl(t, ver, args, None),
+        |o| !o.ok || done(&o.stdout),
+    )
 }
 
 fn in_host(t: &Target, h: usize, args: &[&str]) -> Out {
     let line = format!("[{}] {}", t.hosts[h], args.join(" "));
-    let o = Command::new("ip")
-        .args(["netns", "exec", &t.hosts[h]])
-        .args(args)
-        .stdin(Stdio::null())
-        .output();
-    Out::from(line, o)
+    Out::run(
+        line,
+        Command::new("ip")
+            .args(["netns", "exec", &t.hosts[h]])
+            .args(args),
+    )
 }
 
 fn ping(t: &Target, from: usize, to: usize, count: u32) -> Out {
@@ -737,7 +347,7 @@ const OFCTL_STEPS_13: &[&str] = &[
 fn scenario(t: &Target, ver: &str, dir: &Path) -> Transcript {
     let of13 = ver == "OpenFlow13";
     let mut tr = Transcript::default();
-    let o = |args: &[&str]| ofctl(t, ver, args, &[]);
+    let o = |args: &[&str]| ofctl(t, ver, args, None);
     tr.push("show", o(&["show"]));
     for (i, p) in t.port_names.iter().enumerate() {
         let l = Command::new("ip")
@@ -951,27 +561,16 @@ fn norm(s: &str) -> String {
 
 /// Flow lines of a dump-flows output, normalised and sorted.
 fn flow_lines(out: &str) -> Vec<String> {
-    let mut v: Vec<String> = out
-        .lines()
-        .filter(|l| l.trim_start().starts_with("cookie="))
-        .map(norm)
-        .collect();
+    let mut v: Vec<String> = flow_entries(out).into_iter().map(norm).collect();
     v.sort();
     v
 }
 
 /// The raw flow line whose text contains every one of `parts`.
 fn find_flow<'a>(out: &'a str, parts: &[&str]) -> Option<&'a str> {
-    out.lines()
-        .filter(|l| l.trim_start().starts_with("cookie="))
+    flow_entries(out)
+        .into_iter()
         .find(|l| parts.iter().all(|p| l.contains(p)))
-}
-
-/// The number after `key` in `line`.
-fn num_after(line: &str, key: &str) -> Option<u64> {
-    let i = line.find(key)? + key.len();
-    let digits: String = line[i..].chars().take_while(char::is_ascii_digit).collect();
-    digits.parse().ok()
 }
 
 /// The normalised lines of each port's block in a dump-ports / dump-ports-desc / show output,
@@ -1032,48 +631,6 @@ fn table_blocks(out: &str) -> BTreeMap<String, Vec<String>> {
 // checks
 
 /// A checklist: every check is run and printed; the test fails at the end if any failed.
-#[derive(Default)]
-struct Checks {
-    results: Vec<(String, Result<(), String>)>,
-}
-
-impl Checks {
-    fn check(&mut self, name: impl Into<String>, r: Result<(), String>) {
-        self.results.push((name.into(), r));
-    }
-
-    fn that(&mut self, name: impl Into<String>, ok: bool, why: impl FnOnce() -> String) {
-        self.check(name, if ok { Ok(()) } else { Err(why()) });
-    }
-
-    fn failed(&self) -> usize {
-        self.results.iter().filter(|r| r.1.is_err()).count()
-    }
-
-    fn report(&self, title: &str) -> String {
-        let mut s = format!(
-            "==== {title}: {} checks, {} passed, {} failed\n",
-            self.results.len(),
-            self.results.len() - self.failed(),
-            self.failed()
-        );
-        for (n, r) in &self.results {
-            match r {
-                Ok(()) => s.push_str(&format!("PASS {n}\n")),
-                Err(e) => {
-                    let e = if e.len() > 3000 {
-                        format!("{}...(cut)", &e[..3000])
-                    } else {
-                        e.clone()
-                    };
-                    s.push_str(&format!("FAIL {n}\n     {}\n", e.replace('\n', "\n     ")));
-                }
-            }
-        }
-        s
-    }
-}
-
 fn equal_lines(what: &str, want: &[String], got: &[String]) -> Result<(), String> {
     if want == got {
         Ok(())
@@ -1515,18 +1072,18 @@ fn format_checks(ver: &str, ovs: &Transcript, st: &Transcript, c: &mut Checks) {
 }
 
 fn acceptance(ver: &str, test: &str) {
-    if skip(test) {
-        return;
-    }
+    support::skip_unless_root!(test);
+    support::need!(test, support::ovs::need_ovs());
+    support::need!(test, support::tshark::need_tshark());
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    let dir = TempDir::new(&netns::run_prefix());
+    let dir = TempDir::new(&format!("ofctl-{}", netns::run_prefix()));
 
     // strato first (it names the ports); the capture covers everything done to it.
-    let (lab, st_target, unix_ok, unix_err) = strato_up(&dir.0);
-    let capture = Capture::start(&st_target.sw_ns, &[OF_PORT], &dir.0);
-    let (ovs, ovs_target) = ovs_up(&st_target.port_names);
+    let (lab, st_target, unix_ok, unix_err) = strato_up(dir.path());
+    let capture = Capture::start(&st_target.sw_ns, &[OF_PORT], dir.path());
+    let (ovs, ovs_target) = ovs_up(dir.path(), &st_target.port_names);
 
-    let ovs_tr = scenario(&ovs_target, ver, &dir.0);
+    let ovs_tr = scenario(&ovs_target, ver, dir.path());
     let mut reference = Checks::default();
     semantic_checks(ver, &ovs_target, &ovs_tr, &mut reference);
     assert_eq!(
@@ -1538,7 +1095,7 @@ fn acceptance(ver: &str, test: &str) {
     );
     drop(ovs);
 
-    let st_tr = scenario(&st_target, ver, &dir.0);
+    let st_tr = scenario(&st_target, ver, dir.path());
     let mut c = Checks::default();
     semantic_checks(ver, &st_target, &st_tr, &mut c);
     format_checks(ver, &ovs_tr, &st_tr, &mut c);
@@ -1551,8 +1108,8 @@ fn acceptance(ver: &str, test: &str) {
         || format!("strato lab up refused it:\n{unix_err}"),
     );
     if unix_ok {
-        let sock = format!("unix:/run/strato-lab/{}/of.sock", lab.name);
-        let o = ofctl(&st_target, ver, &["show"], &[&sock]);
+        let sock = format!("unix:{}", lab.run_dir().join("of.sock").display());
+        let o = ofctl(&st_target, ver, &["show"], Some(&sock));
         let dpid = |s: &str| {
             s.split("dpid:")
                 .nth(1)
@@ -1565,7 +1122,7 @@ fn acceptance(ver: &str, test: &str) {
         );
     }
 
-    let cap = capture.finish(OF_PORT);
+    let cap = finish(capture, OF_PORT);
     let of_frames = if ver == "OpenFlow13" {
         cap.switch_of13
     } else {
@@ -1608,11 +1165,9 @@ fn acceptance(ver: &str, test: &str) {
     if c.failed() > 0 {
         println!("---- strato transcript ----\n{}", st_tr.render());
         println!("---- Open vSwitch transcript ----\n{}", ovs_tr.render());
-        let log = lab.log();
-        let tail: Vec<&str> = log.lines().rev().take(40).collect();
         println!(
             "---- strato.log (last 40 lines) ----\n{}",
-            tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+            support::tail(&lab.log(), 40)
         );
     }
     drop(lab);

@@ -1,1 +1,0 @@
-//! Integration scenarios live in tests/tests/.
