@@ -1,6 +1,8 @@
 //! OpenFlow 1.0 and 1.3 on the wire: typed messages with `parse` / `emit` (byte-for-byte), for the
-//! controller channel. [`v10`] and [`v13`] hold each version's messages; this module holds what
-//! they share: the header, the error type and a bounds-checked reader.
+//! controller channel. [`v10`] and [`v13`] hold each version's messages; this crate holds what
+//! they share: the header, the error type, a bounds-checked [`Reader`] (with the append helpers
+//! beside it) and the length-prefixed item lists of [`tlv`]. No I/O and no `unsafe`: bytes in,
+//! typed messages out, and back.
 //!
 //! Contract: untrusted bytes enter only through `parse` functions, which never panic; a message
 //! that is too short, whose length field disagrees with the bytes, or whose version or type is
@@ -10,8 +12,13 @@
 
 #![forbid(unsafe_code)]
 
+pub mod tlv;
 pub mod v10;
 pub mod v13;
+mod wire;
+
+pub use tlv::{Align, Layout, Tlv, TlvFormat, TlvReader, TlvWriter};
+pub use wire::Reader;
 
 /// OpenFlow 1.0 wire version.
 pub const OFP10: u8 = 0x01;
@@ -100,88 +107,12 @@ pub enum OfError {
         /// The value found.
         value: u32,
     },
-    /// {0}
-    #[error("{0}")]
-    Invalid(String),
-}
-
-/// A bounds-checked big-endian reader over a message. Every read either succeeds or returns
-/// [`OfError::Truncated`] naming `what`.
-#[derive(Clone, Debug)]
-pub struct Reader<'a> {
-    b: &'a [u8],
-    pos: usize,
-}
-
-impl<'a> Reader<'a> {
-    /// A reader over `b`.
-    pub fn new(b: &'a [u8]) -> Reader<'a> {
-        Reader { b, pos: 0 }
-    }
-    /// Bytes left.
-    pub fn remaining(&self) -> usize {
-        self.b.len() - self.pos
-    }
-    /// Current offset.
-    pub fn pos(&self) -> usize {
-        self.pos
-    }
-    /// The next `n` bytes.
-    pub fn bytes(&mut self, n: usize, what: &'static str) -> Result<&'a [u8], OfError> {
-        let s = self
-            .b
-            .get(self.pos..self.pos.saturating_add(n))
-            .ok_or(OfError::Truncated {
-                what,
-                need: n,
-                have: self.remaining(),
-            })?;
-        self.pos += n;
-        Ok(s)
-    }
-    /// A fixed-size array.
-    pub fn array<const N: usize>(&mut self, what: &'static str) -> Result<[u8; N], OfError> {
-        let s = self.bytes(N, what)?;
-        let mut a = [0u8; N];
-        a.copy_from_slice(s);
-        Ok(a)
-    }
-    /// One byte.
-    pub fn u8(&mut self, what: &'static str) -> Result<u8, OfError> {
-        Ok(self.array::<1>(what)?[0])
-    }
-    /// Big-endian u16.
-    pub fn u16(&mut self, what: &'static str) -> Result<u16, OfError> {
-        Ok(u16::from_be_bytes(self.array(what)?))
-    }
-    /// Big-endian u32.
-    pub fn u32(&mut self, what: &'static str) -> Result<u32, OfError> {
-        Ok(u32::from_be_bytes(self.array(what)?))
-    }
-    /// Big-endian u64.
-    pub fn u64(&mut self, what: &'static str) -> Result<u64, OfError> {
-        Ok(u64::from_be_bytes(self.array(what)?))
-    }
-    /// Skips `n` bytes (padding).
-    pub fn skip(&mut self, n: usize, what: &'static str) -> Result<(), OfError> {
-        self.bytes(n, what).map(|_| ())
-    }
-    /// Skips `n` padding bytes, which must be zero (every known sender zeroes padding; that
-    /// is what lets `emit` reproduce a parsed message without storing it).
-    pub fn zero_pad(&mut self, n: usize, what: &'static str) -> Result<(), OfError> {
-        if self.bytes(n, what)?.iter().any(|&x| x != 0) {
-            return Err(OfError::Invalid(format!(
-                "{what} is not zero; senders must zero padding"
-            )));
-        }
-        Ok(())
-    }
-    /// Everything left.
-    pub fn rest(&mut self) -> &'a [u8] {
-        let s = &self.b[self.pos..];
-        self.pos = self.b.len();
-        s
-    }
+    /// {what} is not zero; senders must zero padding
+    #[error("{what} is not zero; senders must zero padding")]
+    NonZeroPadding {
+        /// The padding.
+        what: &'static str,
+    },
 }
 
 /// Standard base64 with padding (RFC 4648), as Ryu prints byte strings in its JSON.

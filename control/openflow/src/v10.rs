@@ -8,15 +8,22 @@
 //!   what is wrong.
 //! - `emit(parse(b)) == b` for every `b` that parses. To keep that promise without carrying padding
 //!   around, padding bytes must be zero (every known sender, ovs-ofctl and Ryu included, sends
-//!   zeros); a message with non-zero padding is rejected as [`OfError::Invalid`]. Fixed-size
+//!   zeros); a message with non-zero padding is rejected as [`OfError::NonZeroPadding`]. Fixed-size
 //!   strings (port names, descriptions) are kept as raw arrays.
 //! - Kept raw (so they round-trip): vendor messages, vendor actions (Nicira actions included),
 //!   unknown action types, stats bodies other than desc/flow/aggregate/table/port/queue, the hello
 //!   body, error data.
 //! - The header length is recomputed on emit; `xid` is kept.
 
+use super::tlv::{Align, Tlv, TlvFormat, TlvWriter};
+use super::wire::put_len16;
 pub use super::{base64, c_str, mac_str};
 use super::{Header, OfError, Reader, HEADER_LEN, OFP10};
+
+/// An action: type, length (header included, a multiple of 8, at least 8), body.
+const ACTION: TlvFormat = TlvFormat::type_len("action", 8, Align::Multiple(8));
+/// A flow stats entry: length, then the entry (88 bytes before the actions).
+const FLOW_STATS: TlvFormat = TlvFormat::len_first("flow_stats", 88);
 
 /// Message type numbers (`ofp_type`).
 pub mod msg_type {
@@ -578,25 +585,17 @@ impl Action {
 
     /// Parses a list of actions filling `b` exactly.
     pub fn parse_list(b: &[u8]) -> Result<Vec<Action>, OfError> {
-        let mut r = Reader::new(b);
-        let mut v = Vec::new();
-        while r.remaining() > 0 {
-            v.push(Action::parse(&mut r)?);
-        }
-        Ok(v)
+        ACTION.parse_list(b, Action::from_tlv)
     }
 
     /// Parses one action from `r`.
     pub fn parse(r: &mut Reader<'_>) -> Result<Action, OfError> {
-        let type_ = r.u16("action.type")?;
-        let len = r.u16("action.len")? as usize;
-        if len < 8 || !len.is_multiple_of(8) {
-            return Err(OfError::BadLength {
-                what: "action",
-                length: len,
-            });
-        }
-        let body = r.bytes(len - 4, "action body")?;
+        Action::from_tlv(r.tlv(&ACTION)?)
+    }
+
+    /// The typed action for one item of [`ACTION`] (length at least 8, a multiple of 8).
+    fn from_tlv(item: Tlv<'_>) -> Result<Action, OfError> {
+        let (type_, len, body) = (item.type_, item.bytes.len(), item.body);
         let fixed = |want: usize| {
             if len == want {
                 Ok(())
@@ -691,44 +690,42 @@ impl Action {
 
     /// Appends the action to `out`.
     pub fn emit(&self, out: &mut Vec<u8>) {
-        out.extend_from_slice(&self.type_().to_be_bytes());
-        // A parsed action's length fits in u16; a hand-built oversized vendor body is truncated
-        // in the length field rather than panicking.
-        out.extend_from_slice(&(self.len() as u16).to_be_bytes());
-        match self {
+        // The length is back-patched to what was written ([`Action::len`] for every variant);
+        // a hand-built oversized vendor body saturates the length field rather than panicking.
+        TlvWriter::new(out, ACTION).item(self.type_(), |o| match self {
             Action::Output { port, max_len } => {
-                out.extend_from_slice(&port.to_be_bytes());
-                out.extend_from_slice(&max_len.to_be_bytes());
+                o.extend_from_slice(&port.to_be_bytes());
+                o.extend_from_slice(&max_len.to_be_bytes());
             }
             Action::SetVlanVid(v) => {
-                out.extend_from_slice(&v.to_be_bytes());
-                out.extend_from_slice(&[0; 2]);
+                o.extend_from_slice(&v.to_be_bytes());
+                o.extend_from_slice(&[0; 2]);
             }
             Action::SetVlanPcp(v) | Action::SetNwTos(v) => {
-                out.push(*v);
-                out.extend_from_slice(&[0; 3]);
+                o.push(*v);
+                o.extend_from_slice(&[0; 3]);
             }
-            Action::StripVlan => out.extend_from_slice(&[0; 4]),
+            Action::StripVlan => o.extend_from_slice(&[0; 4]),
             Action::SetDlSrc(a) | Action::SetDlDst(a) => {
-                out.extend_from_slice(a);
-                out.extend_from_slice(&[0; 6]);
+                o.extend_from_slice(a);
+                o.extend_from_slice(&[0; 6]);
             }
-            Action::SetNwSrc(a) | Action::SetNwDst(a) => out.extend_from_slice(&a.to_be_bytes()),
+            Action::SetNwSrc(a) | Action::SetNwDst(a) => o.extend_from_slice(&a.to_be_bytes()),
             Action::SetTpSrc(p) | Action::SetTpDst(p) => {
-                out.extend_from_slice(&p.to_be_bytes());
-                out.extend_from_slice(&[0; 2]);
+                o.extend_from_slice(&p.to_be_bytes());
+                o.extend_from_slice(&[0; 2]);
             }
             Action::Enqueue { port, queue_id } => {
-                out.extend_from_slice(&port.to_be_bytes());
-                out.extend_from_slice(&[0; 6]);
-                out.extend_from_slice(&queue_id.to_be_bytes());
+                o.extend_from_slice(&port.to_be_bytes());
+                o.extend_from_slice(&[0; 6]);
+                o.extend_from_slice(&queue_id.to_be_bytes());
             }
             Action::Vendor { vendor, body } => {
-                out.extend_from_slice(&vendor.to_be_bytes());
-                out.extend_from_slice(body);
+                o.extend_from_slice(&vendor.to_be_bytes());
+                o.extend_from_slice(body);
             }
-            Action::Unknown { body, .. } => out.extend_from_slice(body),
-        }
+            Action::Unknown { body, .. } => o.extend_from_slice(body),
+        });
     }
 }
 
@@ -1034,16 +1031,8 @@ fn parse_stats_reply(type_: u16, r: &mut Reader<'_>) -> Result<StatsReply, OfErr
             dp_desc: r.array("desc.dp_desc")?,
         })),
         stats_type::FLOW => {
-            let mut v = Vec::new();
-            while r.remaining() > 0 {
-                let length = r.u16("flow_stats.length")? as usize;
-                if length < 88 {
-                    return Err(OfError::BadLength {
-                        what: "flow_stats",
-                        length,
-                    });
-                }
-                let mut e = Reader::new(r.bytes(length - 2, "flow_stats")?);
+            let v = FLOW_STATS.parse_list(r.rest(), |rec| {
+                let mut e = Reader::new(rec.body);
                 let table_id = e.u8("flow_stats.table_id")?;
                 e.zero_pad(1, "flow_stats pad")?;
                 let match_ = Match::parse(&mut e)?;
@@ -1057,7 +1046,7 @@ fn parse_stats_reply(type_: u16, r: &mut Reader<'_>) -> Result<StatsReply, OfErr
                 let packet_count = e.u64("flow_stats.packet_count")?;
                 let byte_count = e.u64("flow_stats.byte_count")?;
                 let actions = Action::parse_list(e.rest())?;
-                v.push(FlowStats {
+                Ok(FlowStats {
                     table_id,
                     match_,
                     duration_sec,
@@ -1069,8 +1058,8 @@ fn parse_stats_reply(type_: u16, r: &mut Reader<'_>) -> Result<StatsReply, OfErr
                     packet_count,
                     byte_count,
                     actions,
-                });
-            }
+                })
+            })?;
             StatsReply::Flow(v)
         }
         stats_type::AGGREGATE => {
@@ -1415,8 +1404,8 @@ impl Message {
                 for a in &p.actions {
                     a.emit(&mut out);
                 }
-                let alen = (out.len() - at - 2) as u16;
-                out[at..at + 2].copy_from_slice(&alen.to_be_bytes());
+                let alen = out.len() - at - 2;
+                put_len16(&mut out, at, alen);
                 out.extend_from_slice(&p.data);
             }
             Body::FlowMod(f) => {
@@ -1485,8 +1474,8 @@ impl Message {
                 emit_stats_reply(body, &mut out);
             }
         }
-        let len = out.len() as u16;
-        out[2..4].copy_from_slice(&len.to_be_bytes());
+        let len = out.len();
+        put_len16(&mut out, 2, len);
         out
     }
 }
@@ -1501,26 +1490,25 @@ fn emit_stats_reply(body: &StatsReply, out: &mut Vec<u8>) {
             out.extend_from_slice(&d.dp_desc);
         }
         StatsReply::Flow(v) => {
+            let mut w = TlvWriter::new(out, FLOW_STATS);
             for f in v {
-                let at = out.len();
-                out.extend_from_slice(&[0; 2]);
-                out.push(f.table_id);
-                out.push(0);
-                f.match_.emit(out);
-                out.extend_from_slice(&f.duration_sec.to_be_bytes());
-                out.extend_from_slice(&f.duration_nsec.to_be_bytes());
-                out.extend_from_slice(&f.priority.to_be_bytes());
-                out.extend_from_slice(&f.idle_timeout.to_be_bytes());
-                out.extend_from_slice(&f.hard_timeout.to_be_bytes());
-                out.extend_from_slice(&[0; 6]);
-                out.extend_from_slice(&f.cookie.to_be_bytes());
-                out.extend_from_slice(&f.packet_count.to_be_bytes());
-                out.extend_from_slice(&f.byte_count.to_be_bytes());
-                for a in &f.actions {
-                    a.emit(out);
-                }
-                let len = (out.len() - at) as u16;
-                out[at..at + 2].copy_from_slice(&len.to_be_bytes());
+                w.record(|o| {
+                    o.push(f.table_id);
+                    o.push(0);
+                    f.match_.emit(o);
+                    o.extend_from_slice(&f.duration_sec.to_be_bytes());
+                    o.extend_from_slice(&f.duration_nsec.to_be_bytes());
+                    o.extend_from_slice(&f.priority.to_be_bytes());
+                    o.extend_from_slice(&f.idle_timeout.to_be_bytes());
+                    o.extend_from_slice(&f.hard_timeout.to_be_bytes());
+                    o.extend_from_slice(&[0; 6]);
+                    o.extend_from_slice(&f.cookie.to_be_bytes());
+                    o.extend_from_slice(&f.packet_count.to_be_bytes());
+                    o.extend_from_slice(&f.byte_count.to_be_bytes());
+                    for a in &f.actions {
+                        a.emit(o);
+                    }
+                });
             }
         }
         StatsReply::Aggregate(a) => {
@@ -2315,7 +2303,10 @@ mod tests {
         // Non-zero padding in the match.
         let mut b = good.clone();
         b[8 + 21] = 1;
-        assert!(matches!(Message::parse(&b), Err(OfError::Invalid(_))));
+        assert!(matches!(
+            Message::parse(&b),
+            Err(OfError::NonZeroPadding { .. })
+        ));
         // Action length not a multiple of 8, zero, and longer than the message.
         for bad_len in [0u16, 4, 12, 16] {
             let mut b = good.clone();

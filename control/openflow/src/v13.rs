@@ -395,7 +395,9 @@ impl Match {
         let body = r.bytes(len - 4, "match fields")?;
         let p = r.bytes(pad8(len), "match padding")?;
         if p.iter().any(|&x| x != 0) {
-            return Err(OfError::Invalid("match padding is not zero".into()));
+            return Err(OfError::NonZeroPadding {
+                what: "match padding",
+            });
         }
         let mut rr = Reader::new(body);
         let mut fields = Vec::new();
@@ -836,7 +838,9 @@ impl Bucket {
             let watch_group = br.u32("watch group")?;
             let p = br.bytes(4, "bucket padding")?;
             if p != [0; 4] {
-                return Err(OfError::Invalid("bucket padding is not zero".into()));
+                return Err(OfError::NonZeroPadding {
+                    what: "bucket padding",
+                });
             }
             v.push(Bucket {
                 weight,
