@@ -60,7 +60,7 @@
 //! Deleting an owner's rules is one delete with `cookie = MAGIC|class|owner` under
 //! [`OWNER_MASK`] (the kind bits are ignored).
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, HashMap};
 use std::net::{IpAddr, Ipv6Addr};
 
 use strato_flowtable::key::Field;
@@ -227,23 +227,56 @@ enum Place {
     Remote(IpAddr),
 }
 
-/// What the compiler installed for one port of the view: its cookie owner id and where its
-/// rules send it (None: it has none).
-#[derive(Clone, Copy, Debug)]
+/// What the compiler installed for one port of the view: its cookie owner id, where its
+/// rules send it (None: it has none) and the network that place is counted in.
+#[derive(Clone, Debug)]
 struct PortState {
     handle: u32,
     place: Option<Place>,
+    net: String,
+}
+
+/// The places of one network's active ports, counted: what its flood rules send to.
+#[derive(Clone, Debug, Default)]
+struct FloodSet {
+    locals: BTreeMap<PortNo, usize>,
+    remotes: BTreeMap<IpAddr, usize>,
+}
+
+impl FloodSet {
+    fn count(&mut self, place: Place, up: bool) {
+        fn bump<K: Ord>(m: &mut BTreeMap<K, usize>, k: K, up: bool) {
+            if up {
+                *m.entry(k).or_default() += 1;
+            } else if let std::collections::btree_map::Entry::Occupied(mut e) = m.entry(k) {
+                *e.get_mut() -= 1;
+                if *e.get() == 0 {
+                    e.remove();
+                }
+            }
+        }
+        match place {
+            Place::Local(o) => bump(&mut self.locals, o, up),
+            Place::Remote(ip) => bump(&mut self.remotes, ip, up),
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.locals.is_empty() && self.remotes.is_empty()
+    }
 }
 
 /// The incremental tenant compiler of one host (see the module docs). It keeps only what it
-/// installed (each port's handle and place); the model itself is the [`ModelView`] it is
-/// handed.
+/// installed (each port's handle and place, the places counted by network for the flood
+/// rules); the model itself is the [`ModelView`] it is handed.
 #[derive(Clone, Debug)]
 pub struct Compiler {
     local_host: String,
     hosts: BTreeMap<String, IpAddr>,
     tunnel_port: PortNo,
     ports: HashMap<String, PortState>,
+    /// Network id -> the places of its active ports.
+    flood: HashMap<String, FloodSet>,
     next_handle: u32,
 }
 
@@ -256,6 +289,7 @@ impl Compiler {
             hosts: hosts.into_iter().collect(),
             tunnel_port,
             ports: HashMap::new(),
+            flood: HashMap::new(),
             next_handle: 1,
         }
     }
@@ -297,13 +331,11 @@ impl Compiler {
             .delete(&RuleFilter::loose(None, Match::CATCH_ALL).cookie(COOKIE_MAGIC, ALL_MASK))?
             .len();
         self.ports.clear();
+        self.flood.clear();
         for port in view.ports() {
-            let mut st = PortState {
-                handle: self.alloc_handle(),
-                place: None,
-            };
-            self.place_and_install(p, view, port, &mut st, &ofport_of, &mut d)?;
-            self.ports.insert(port.id.clone(), st);
+            let handle = self.alloc_handle();
+            let place = self.place_and_install(p, view, port, handle, &ofport_of, &mut d)?;
+            self.put_port(port, handle, place);
         }
         for n in view.networks() {
             self.install_network(p, view, n, &mut d)?;
@@ -353,9 +385,11 @@ impl Compiler {
                 self.upsert_port(p, view, port, old_net, &ofport_of, &mut d)?;
             }
             Applied::PortDeleted { gone: port, old } => {
-                if let Some(st) = self.ports.remove(&port.id) {
+                if let Some(st) = self.take_port(&port.id) {
                     d.removed += remove_owner(p, OwnerClass::Port, st.handle)?;
-                    let net = old.as_ref().unwrap_or(port).network_id.as_str();
+                    let net = old
+                        .as_ref()
+                        .map_or(st.net.as_str(), |o| o.network_id.as_str());
                     self.refresh_flood(p, view, net, &mut d)?;
                 }
             }
@@ -393,7 +427,7 @@ impl Compiler {
         ofport_of: &impl Fn(&LocalInterface) -> Option<PortNo>,
         d: &mut Delta,
     ) -> Result<(), CompileError> {
-        let (handle, old_net) = match self.ports.remove(&port.id) {
+        let (handle, old_net) = match self.take_port(&port.id) {
             Some(st) => {
                 d.removed += remove_owner(p, OwnerClass::Port, st.handle)?;
                 (st.handle, old_net)
@@ -403,14 +437,40 @@ impl Compiler {
         if let Some(old) = old_net.filter(|o| *o != port.network_id) {
             self.refresh_flood(p, view, old, d)?;
         }
-        let mut st = PortState {
-            handle,
-            place: None,
-        };
-        let r = self.place_and_install(p, view, port, &mut st, ofport_of, d);
-        self.ports.insert(port.id.clone(), st);
+        let r = self.place_and_install(p, view, port, handle, ofport_of, d);
+        self.put_port(port, handle, r.as_ref().ok().copied().flatten());
         r?;
         self.refresh_flood(p, view, &port.network_id, d)
+    }
+
+    /// Records what was installed for `port`, counting its place in its network.
+    fn put_port(&mut self, port: &Port, handle: u32, place: Option<Place>) {
+        if let Some(pl) = place {
+            self.flood
+                .entry(port.network_id.clone())
+                .or_default()
+                .count(pl, true);
+        }
+        let st = PortState {
+            handle,
+            place,
+            net: port.network_id.clone(),
+        };
+        self.ports.insert(port.id.clone(), st);
+    }
+
+    /// Takes out what was installed for port `id`, uncounting its place.
+    fn take_port(&mut self, id: &str) -> Option<PortState> {
+        let st = self.ports.remove(id)?;
+        if let Some(pl) = st.place {
+            if let Some(fs) = self.flood.get_mut(&st.net) {
+                fs.count(pl, false);
+                if fs.is_empty() {
+                    self.flood.remove(&st.net);
+                }
+            }
+        }
+        Some(st)
     }
 
     fn alloc_handle(&mut self) -> u32 {
@@ -428,21 +488,22 @@ impl Compiler {
         }
     }
 
+    /// Installs the rules of `port` (cookie owner `handle`); returns where they deliver
+    /// (None: it got none, the reason is in `d.skipped`).
     fn place_and_install(
         &self,
         p: &mut Pipeline,
         view: &ModelView,
         port: &Port,
-        st: &mut PortState,
+        handle: u32,
         ofport_of: &impl Fn(&LocalInterface) -> Option<PortNo>,
         d: &mut Delta,
-    ) -> Result<(), CompileError> {
-        st.place = None;
+    ) -> Result<Option<Place>, CompileError> {
         let net = match Self::active_network(view, port) {
             Ok(n) => n,
             Err(why) => {
                 d.skipped.push((port.id.clone(), why));
-                return Ok(());
+                return Ok(None);
             }
         };
         // A remote port needs only its host (its interface is that host's business); a local
@@ -453,14 +514,14 @@ impl Compiler {
             || (local && port.binding.interface.is_none())
         {
             d.skipped.push((port.id.clone(), SkipReason::Down));
-            return Ok(());
+            return Ok(None);
         }
         let place = if local {
             match port.binding.interface.as_ref().and_then(ofport_of) {
                 Some(o) => Place::Local(o),
                 None => {
                     d.skipped.push((port.id.clone(), SkipReason::NotAttached));
-                    return Ok(());
+                    return Ok(None);
                 }
             }
         } else {
@@ -471,15 +532,14 @@ impl Compiler {
                         port.id.clone(),
                         SkipReason::UnknownHost(port.binding.host_id.clone()),
                     ));
-                    return Ok(());
+                    return Ok(None);
                 }
             }
         };
-        st.place = Some(place);
-        for spec in port_rules(st.handle, port, net.vni, place, self.tunnel_port) {
+        for spec in port_rules(handle, port, net.vni, place, self.tunnel_port) {
             d.added.push(p.add(spec, AddOptions::default(), 0)?.id);
         }
-        Ok(())
+        Ok(Some(place))
     }
 
     /// Removes and reinstalls the rules of every port of a network (after its VNI or state
@@ -493,10 +553,10 @@ impl Compiler {
         d: &mut Delta,
     ) -> Result<(), CompileError> {
         for port in view.ports_of(net_id) {
-            if let Some(mut st) = self.ports.remove(&port.id) {
+            if let Some(st) = self.take_port(&port.id) {
                 d.removed += remove_owner(p, OwnerClass::Port, st.handle)?;
-                let r = self.place_and_install(p, view, port, &mut st, ofport_of, d);
-                self.ports.insert(port.id.clone(), st);
+                let r = self.place_and_install(p, view, port, st.handle, ofport_of, d);
+                self.put_port(port, st.handle, r.as_ref().ok().copied().flatten());
                 r?;
             }
         }
@@ -587,25 +647,15 @@ impl Compiler {
         if !n.admin_state_up || n.vni > 0x00ff_ffff {
             return Ok(());
         }
-        let mut locals = BTreeSet::new();
-        let mut remotes = BTreeSet::new();
-        for port in view.ports_of(net_id) {
-            match self.ports.get(&port.id).and_then(|s| s.place) {
-                Some(Place::Local(o)) => {
-                    locals.insert(o);
-                }
-                Some(Place::Remote(ip)) => {
-                    remotes.insert(ip);
-                }
-                None => {}
-            }
-        }
-        let to_locals: Vec<Action> = locals
-            .iter()
+        let empty = FloodSet::default();
+        let places = self.flood.get(net_id).unwrap_or(&empty);
+        let to_locals: Vec<Action> = places
+            .locals
+            .keys()
             .map(|o| Action::Output(OfPort::Port(*o)))
             .collect();
         let mut from_local = to_locals.clone();
-        for ip in &remotes {
+        for ip in places.remotes.keys() {
             from_local.extend(to_vtep(*ip, n.vni, self.tunnel_port));
         }
         let c = cookie(OwnerClass::Network, RuleKind::Flood, n.vni);
@@ -854,6 +904,7 @@ fn port_rules(handle: u32, port: &Port, vni: u32, place: Place, tunnel: PortNo) 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::BTreeSet;
     use std::net::Ipv4Addr;
     use strato_flowtable::key::FlowKey;
     use strato_flowtable::pipeline::{PortEnv, TunnelPortCfg};
@@ -1679,5 +1730,51 @@ mod tests {
         // A port the view does not hold is left alone.
         let d = c.c.recompile_port(&mut p, &c.view, "nope", ofport).unwrap();
         assert_eq!(d, Delta::default());
+    }
+
+    #[test]
+    fn a_vtep_stays_in_the_flood_while_any_port_is_behind_it() {
+        let (mut c, mut p) = setup();
+        let bcast = || udp_key(1, mac_of(1, 2), 0xffff_ffff_ffff, ip(2), ip(255));
+        c.apply(
+            &mut p,
+            &Change::PortUpserted(port("red-b2", "red", 1, 8, "host-b")),
+            ofport,
+        )
+        .unwrap();
+        assert_eq!(
+            pushes(&xlate(&p, &env(), &bcast())),
+            vec![(100, IpAddr::V4(VTEP_B))]
+        );
+        c.apply(
+            &mut p,
+            &Change::PortDeleted(port("red-b1", "red", 1, 4, "host-b")),
+            ofport,
+        )
+        .unwrap();
+        assert_eq!(
+            pushes(&xlate(&p, &env(), &bcast())),
+            vec![(100, IpAddr::V4(VTEP_B))]
+        );
+        // The last one moves to blue: red floods to no VTEP, blue still to B.
+        c.apply(
+            &mut p,
+            &Change::PortUpserted(port("red-b2", "blue", 2, 8, "host-b")),
+            ofport,
+        )
+        .unwrap();
+        assert!(pushes(&xlate(&p, &env(), &bcast())).is_empty());
+        assert_eq!(outputs(&xlate(&p, &env(), &bcast())), vec![2]);
+        let blue = udp_key(4, mac_of(2, 2), 0xffff_ffff_ffff, ip(2), ip(255));
+        assert_eq!(
+            pushes(&xlate(&p, &env(), &blue)),
+            vec![(200, IpAddr::V4(VTEP_B))]
+        );
+        // A local port admin down leaves the local flood.
+        let mut down = port("red-a2", "red", 1, 3, "host-a");
+        down.admin_state_up = false;
+        c.apply(&mut p, &Change::PortUpserted(down), ofport)
+            .unwrap();
+        assert!(outputs(&xlate(&p, &env(), &bcast())).is_empty());
     }
 }
