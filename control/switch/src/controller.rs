@@ -285,12 +285,16 @@ impl Controller {
         old
     }
 
+    /// The slot of the installed app of type `A` (not while it runs).
+    fn slot_of<A: App>(&self) -> Option<usize> {
+        self.apps
+            .iter()
+            .position(|s| s.app.as_deref().is_some_and(|a| (a as &dyn Any).is::<A>()))
+    }
+
     /// Removes the installed app of type `A`, if any (not while it runs).
     pub fn remove_app<A: App>(&mut self) -> Option<Box<A>> {
-        let i = self
-            .apps
-            .iter()
-            .position(|s| s.app.as_deref().is_some_and(|a| (a as &dyn Any).is::<A>()))?;
+        let i = self.slot_of::<A>()?;
         let slot = self.apps.remove(i);
         let a: Box<dyn Any> = slot.app?;
         a.downcast::<A>().ok()
@@ -372,10 +376,7 @@ impl Controller {
         for i in 0..self.apps.len() {
             if let Some((b, t)) = self.with_app(i, |a, c| (a.run(c, ready), a.next_timer())) {
                 busy |= b;
-                timer = match (timer, t) {
-                    (Some(x), Some(y)) => Some(x.min(y)),
-                    (x, y) => x.or(y),
-                };
+                timer = timer.into_iter().chain(t).min();
             }
         }
         (busy, timer)
@@ -384,11 +385,7 @@ impl Controller {
     /// Runs one pass of the app of type `A` now (e.g. so the OpenFlow channel's fail mode
     /// takes effect before the caller's next barrier), then any deferred revalidation.
     pub fn run_app<A: App>(&mut self) {
-        let i = self
-            .apps
-            .iter()
-            .position(|s| s.app.as_deref().is_some_and(|a| (a as &dyn Any).is::<A>()));
-        if let Some(i) = i {
+        if let Some(i) = self.slot_of::<A>() {
             self.with_app(i, |a, c| a.run(c, &[]));
             self.revalidate_if_pending();
         }
@@ -474,8 +471,12 @@ impl Controller {
     pub fn forget_port(&mut self, no: PortNo) {
         self.env.ports.remove(&no);
         self.port_event(PortChange::Forgotten, no);
-        self.reval_pending = false;
         self.revalidate();
+    }
+
+    /// The record of port `no`.
+    pub fn port(&self, no: PortNo) -> Option<&PortRecord> {
+        self.ports.iter().find(|p| p.no == no)
     }
 
     /// The ports, by number.
@@ -595,6 +596,8 @@ impl Controller {
     /// Re-translates every mirrored megaflow against the current pipeline and tells each worker
     /// the verdicts along with the new version.
     pub fn revalidate(&mut self) {
+        // A full pass covers every change deferred by `change` so far.
+        self.reval_pending = false;
         let version = self.pipeline.version();
         self.stats.revalidations += 1;
         for wi in 0..self.workers.len() {
@@ -684,7 +687,6 @@ impl Controller {
             if !self.apps.is_empty() {
                 self.dispatch(AppEvent::RulesRemoved(expired));
             }
-            self.reval_pending = false;
             self.revalidate();
         }
     }
@@ -813,7 +815,6 @@ impl Controller {
                     r.down_reason = Some(reason.clone());
                 }
                 self.port_event(PortChange::Down, port);
-                self.reval_pending = false;
                 self.revalidate();
             }
             Event::PortRemoved { .. } => {}

@@ -411,7 +411,7 @@ impl Agent {
         if self.pending.is_empty() {
             return;
         }
-        let Some(name) = c.ports().into_iter().find(|p| p.no == no).map(|p| p.name) else {
+        let Some(name) = c.port(no).map(|p| p.name.clone()) else {
             return;
         };
         if self.pending.remove(&name).is_none() {

@@ -624,10 +624,10 @@ impl OfSwitch {
         if self.conns.values().all(|k| k.version.is_none()) {
             return;
         }
-        let rec = c.ports().into_iter().find(|p| p.no == no);
+        let rec = c.port(no);
         for conn in self.conns.values_mut() {
             if conn.version.is_some() {
-                conn.send_port_status(reason, rec.as_ref(), no);
+                conn.send_port_status(reason, rec, no);
             }
         }
     }
@@ -990,7 +990,7 @@ pub(crate) fn execute_packet_out(
     extract(data, port, None, &mut key).map_err(PacketOutError::BadFrame)?;
     let x = strato_flowtable::xlate::xlate_actions(c.pipeline(), c.env(), &key.key, actions);
     let worker = in_port
-        .and_then(|p| c.ports().iter().find(|r| r.no == p).map(|r| r.worker))
+        .and_then(|p| c.port(p).map(|r| r.worker))
         .unwrap_or(0);
     c.execute(worker, port, data, x.actions);
     Ok(())
